@@ -1,0 +1,33 @@
+"""transferkit: adapt a pretrained model to your labels, evaluate it honestly, apply it.
+
+    import transferkit as tk
+    model = tk.FineTuner(backbone="minilm", epochs=3).fit("train.csv")
+    model.predict(["what a great film"]); model.save("runs/x"); tk.load("runs/x")
+
+Heavy libraries (torch, transformers) load on first use, so `import transferkit` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transferkit.errors import TransferkitError
+
+__version__ = "0.1.0"
+__all__ = ["FineTuner", "load", "list_backbones", "RunConfig", "TransferkitError", "__version__"]
+
+_LAZY = {
+    "FineTuner": ("transferkit.api", "FineTuner"),
+    "load": ("transferkit.api", "load"),
+    "list_backbones": ("transferkit.backbones", "list_backbones"),
+    "RunConfig": ("transferkit.config", "RunConfig"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'transferkit' has no attribute {name!r}")

@@ -1,0 +1,202 @@
+"""FineTuner: the scikit-learn style facade (fit / predict / predict_proba / score / evaluate / save)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from transferkit.config import RunConfig
+from transferkit.data.examples import ExampleSet, load_examples
+from transferkit.errors import DataError, NotFittedError
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def as_texts(inputs: Any, text: str | None = None) -> list[str]:
+    """Inputs to predict: one string, a list of strings, a Series, a DataFrame/file/Dataset (text column)."""
+    if isinstance(inputs, str):
+        return [inputs]
+    if isinstance(inputs, Path):
+        return load_examples(inputs, text=text, need_labels=False).texts
+    if hasattr(inputs, "columns") or (hasattr(inputs, "to_pandas") and hasattr(inputs, "features")):
+        return load_examples(inputs, text=text, need_labels=False).texts
+    return load_examples(list(inputs), need_labels=False).texts
+
+
+class FineTuner:
+    """Fine-tune a pretrained backbone with a new head on your labels.
+
+    Parameters are any keys of `RunConfig` (see `transferkit fit --help`), e.g. `backbone="minilm"`,
+    `strategy="full"`, `epochs=3`, `lr=5e-5`, `pooling="mean"`, `text_column="review"`.
+    """
+
+    def __init__(self, backbone: str = "minilm", strategy: str = "full", **params: Any) -> None:
+        self.params = {"backbone": backbone, "strategy": strategy, **params}
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return dict(self.params)
+
+    def set_params(self, **params: Any) -> FineTuner:
+        self.params.update(params)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"FineTuner({args})"
+
+    # -- training ---------------------------------------------------------------------------------
+    def fit(
+        self,
+        data: Any,
+        labels: Sequence[Any] | None = None,
+        *,
+        text: str | None = None,
+        label: str | None = None,
+        val: Any = None,
+        val_labels: Sequence[Any] | None = None,
+        verbose: bool = True,
+    ) -> FineTuner:
+        """Train on `data` (path, DataFrame, datasets.Dataset, or texts + `labels`); returns self."""
+        from transferkit.training.fit import fit_run
+
+        params = dict(self.params)
+        if text is not None:
+            params["text_column"] = text
+        if label is not None:
+            params["label_column"] = label
+        config = RunConfig.from_dict(params)
+        column_args = {"text": config.data.text_column, "label": config.data.label_column}
+        train_set = load_examples(data, labels, **column_args)
+        val_set = load_examples(val, val_labels, **column_args) if val is not None else None
+        started = time.perf_counter()
+        run = fit_run(config, train_set, val_set, log=_stderr if verbose else None)
+        self.config_ = config
+        self.model_ = run.model
+        self.labels_ = run.labels
+        self.device_ = run.device
+        self.run_info_ = {**run.info, "wall_time_s": round(time.perf_counter() - started, 2)}
+        return self
+
+    # -- prediction -------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError(
+                "This FineTuner is not fitted yet: call fit(data) first, or load a saved run with transferkit.load(dir)."
+            )
+
+    def predict_proba(self, inputs: Any, *, text: str | None = None, batch_size: int | None = None):
+        """Class probabilities [N, num_classes] (columns in the order of `classes_`)."""
+        import torch
+
+        from transferkit.training.inference import run_batched
+
+        self._check_fitted()
+        texts = as_texts(inputs, text)
+        backbone = self.model_.backbone
+        items = backbone.encode(texts)
+        self.model_.eval()
+        logits = run_batched(
+            self.model_,
+            items,
+            backbone.collate,
+            [backbone.item_length(i) for i in items],
+            batch_size or self.config_.train.eval_batch_size,
+            self.device_,
+        )
+        return torch.softmax(logits, dim=-1).numpy()
+
+    def predict(self, inputs: Any, *, text: str | None = None) -> list[Any]:
+        """Predicted labels, in the type of the training labels (strings stay strings, ints stay ints)."""
+        probabilities = self.predict_proba(inputs, text=text)
+        return [self.labels_[i] for i in probabilities.argmax(axis=1)]
+
+    @property
+    def classes_(self) -> list[Any]:
+        self._check_fitted()
+        return list(self.labels_)
+
+    # -- evaluation -------------------------------------------------------------------------------
+    def evaluate(
+        self, data: Any, labels: Sequence[Any] | None = None, *, text: str | None = None, label: str | None = None
+    ) -> dict[str, Any]:
+        """Accuracy, macro-F1, per-class precision/recall/F1, confusion matrix, majority baseline."""
+        from transferkit.evaluation.metrics import classification_metrics, majority_baseline
+
+        self._check_fitted()
+        examples = load_examples(
+            data, labels, text=text or self.config_.data.text_column, label=label or self.config_.data.label_column
+        )
+        check_known_labels(examples, self.labels_)
+        index = {name: i for i, name in enumerate(self.labels_)}
+        predicted = self.predict_proba(examples.texts).argmax(axis=1).tolist()
+        metrics = classification_metrics(
+            [index[y] for y in examples.labels], predicted, len(self.labels_), self.labels_
+        )
+        counts = self.run_info_.get("data", {}).get("train_class_counts")
+        if counts:
+            train_labels = [label for label, n in zip(self.labels_, counts) for _ in range(n)]
+            metrics["majority_baseline"] = majority_baseline(train_labels, examples.labels)
+        return metrics
+
+    def score(self, data: Any, labels: Sequence[Any] | None = None, **kwargs: Any) -> float:
+        """Accuracy on labelled data (scikit-learn's `score`)."""
+        return self.evaluate(data, labels, **kwargs)["accuracy"]
+
+    # -- persistence ------------------------------------------------------------------------------
+    def save(self, directory: str | Path, overwrite: bool = False, check_texts: list[str] | None = None) -> Path:
+        """Write the artifact directory (atomically); see transferkit.export.artifact for the layout."""
+        from transferkit.export.artifact import save_artifact
+        from transferkit.export.hf_compat import export_for_transformers
+
+        self._check_fitted()
+        texts = check_texts or self.run_info_.get("check_texts") or ["a short example", "another, longer example text"]
+        manifest = {
+            **{k: v for k, v in self.run_info_.items() if k != "check_texts"},
+            "labels": list(self.labels_),
+            "config": self.config_.to_dict(),
+        }
+        return save_artifact(
+            directory,
+            self.model_,
+            manifest,
+            overwrite,
+            hf_export=lambda model, tmp: export_for_transformers(model, tmp, list(self.labels_), texts),
+        )
+
+
+def check_known_labels(examples: ExampleSet, known: Sequence[Any]) -> None:
+    unseen = sorted({y for y in examples.labels or []} - set(known), key=str)
+    if unseen:
+        raise DataError(
+            f"{examples.source} has label(s) the model never saw in training: {', '.join(map(repr, unseen[:10]))}. "
+            f"Known labels: {', '.join(map(repr, known))}. Fix the labels or retrain with examples of those classes."
+        )
+
+
+def load(directory: str | Path, device: str = "auto") -> FineTuner:
+    """Load a saved run directory; predictions are identical to the model that was saved."""
+    from transferkit.backbones import rebuild_backbone
+    from transferkit.export.artifact import BACKBONE_DIR, load_weights, read_manifest
+    from transferkit.heads import build_head
+    from transferkit.model import TransferModel
+    from transferkit.training.fit import pick_device
+
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    config = RunConfig.from_dict(manifest["config"])
+    labels = manifest["labels"]
+    backbone = rebuild_backbone(directory / BACKBONE_DIR, manifest["backbone"])
+    model = TransferModel(backbone, build_head(config.head, backbone.num_features, len(labels)))
+    load_weights(model, directory)
+    tuner = FineTuner(**config.to_flat_dict())
+    tuner.config_ = config
+    tuner.labels_ = labels
+    tuner.device_ = pick_device(device)
+    tuner.model_ = model.to(tuner.device_).eval()
+    tuner.run_info_ = {k: v for k, v in manifest.items() if k not in ("labels", "config")}
+    return tuner

@@ -1,0 +1,65 @@
+"""Backbone registry: names -> factories, plus resolution of local directories and hub ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from transferkit.errors import BackboneError
+from transferkit.registry import Registry, closest_match_hint
+
+BACKBONES: Registry = Registry("backbone", BackboneError)
+
+
+@BACKBONES.register("minilm", "all-MiniLM-L6-v2 text encoder (22.7M params, 384-d, mean pooling); embedded, offline")
+def _minilm(**options: Any):
+    from transferkit.backbones.embedded import minilm_dir
+    from transferkit.backbones.hf_text import HFTextBackbone
+
+    return HFTextBackbone.from_pretrained(minilm_dir(), name="minilm", **options)
+
+
+@BACKBONES.register("tiny-bert", "2-layer random-init BERT (for tests; learns nothing useful)")
+def _tiny_bert(**options: Any):
+    from transferkit.backbones.hf_text import HFTextBackbone
+    from transferkit.backbones.testing import tiny_bert_dir
+
+    return HFTextBackbone.from_pretrained(tiny_bert_dir(), name="tiny-bert", **options)
+
+
+def build_backbone(name: str, **options: Any):
+    """A registry name, a local Hugging Face model directory, or a hub id (needs network)."""
+    from transferkit.backbones.hf_text import HFTextBackbone
+
+    if name in BACKBONES:
+        return BACKBONES.get(name)(**options)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise BackboneError(
+                f"Directory {name!r} has no config.json, so it is not a Hugging Face model directory. "
+                "Point --backbone at the folder that holds config.json and the weights."
+            )
+        return HFTextBackbone.from_pretrained(path, name=str(path.resolve()), **options)
+    if "/" in name and not name.startswith((".", "/", "~")) and name.count("/") == 1:
+        return HFTextBackbone.from_pretrained(name, **options)  # hub id; fails clearly when offline
+    raise BackboneError(
+        f"Unknown backbone {name!r}: not a registered name and not an existing directory."
+        f"{closest_match_hint(name, BACKBONES.names())} Available: {', '.join(BACKBONES.names())} "
+        "(see `transferkit backbones`), a local model directory, or a Hugging Face hub id when online."
+    )
+
+
+def rebuild_backbone(directory: Path, spec: dict[str, Any]):
+    """Rebuild a backbone's architecture from an artifact's saved files (weights are loaded afterwards)."""
+    from transferkit.backbones.hf_text import HFTextBackbone
+
+    sources = {HFTextBackbone.source: HFTextBackbone.from_files}
+    if spec.get("source") not in sources:
+        raise BackboneError(f"This artifact's backbone source {spec.get('source')!r} is not supported by this version.")
+    return sources[spec["source"]](directory, spec)
+
+
+def list_backbones() -> list[dict[str, str]]:
+    """Registered backbones with one-line descriptions."""
+    return [{"name": name, "description": BACKBONES.describe(name)} for name in BACKBONES.names()]

@@ -1,0 +1,59 @@
+"""Tiny random-init models registered like real ones, so unit tests run in well under a second.
+
+`tiny-bert` is written once per process as a real local Hugging Face directory (config, WordPiece
+vocabulary, random weights, a sentence-transformers pooling file), so tests exercise the same loading
+code as a user's own model directory.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+import tempfile
+from pathlib import Path
+
+_DIRS: dict[str, Path] = {}
+
+WORDS = (
+    "the a an and or but not no is was are be been good bad great terrible awful fine love hate like film movie "
+    "book food service place price quality it this that i you we they he she very really so too of to in on for "
+    "with at by from up down out about what best worst happy sad angry fun boring nice poor excellent"
+).split()
+
+
+def _vocab() -> list[str]:
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    return specials + chars + ["##" + c for c in string.ascii_lowercase + string.digits] + WORDS
+
+
+def tiny_bert_dir(seed: int = 0) -> Path:
+    """Create (once) and return a directory holding a 2-layer, 32-wide random BERT and its tokenizer."""
+    if seed in _DIRS:
+        return _DIRS[seed]
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    from transferkit.backbones.hf_text import quiet_transformers
+
+    quiet_transformers()
+    directory = Path(tempfile.mkdtemp(prefix="transferkit-tiny-bert-"))
+    vocab = {token: i for i, token in enumerate(_vocab())}
+    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=True, model_max_length=64)  # transformers 5 signature
+    tokenizer.save_pretrained(directory)
+    config = BertConfig(
+        vocab_size=len(_vocab()),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        type_vocab_size=2,
+        pad_token_id=0,
+    )
+    torch.manual_seed(seed)
+    BertModel(config).save_pretrained(directory)
+    (directory / "1_Pooling").mkdir()
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    _DIRS[seed] = directory
+    return directory

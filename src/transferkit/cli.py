@@ -1,0 +1,256 @@
+"""The `transferkit` command. Each subcommand parses flags and calls the public API; no logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from transferkit.config import SECTIONS
+from transferkit.errors import TransferkitError
+
+EPILOG_FIT = """examples:
+  transferkit fit --data train.csv --out runs/demo
+  transferkit fit --data train.csv --val dev.csv --test test.csv --backbone minilm --strategy probe --out runs/probe
+  transferkit fit --config run.yaml --epochs 5 --out runs/x      (flags override the YAML file)
+  transferkit fit --data reviews.jsonl --text-column body --label-column stars --backbone ./my-bert --out runs/y
+
+Data: CSV, TSV, JSONL/JSON or Parquet with a text and a label column (guessed when named text/sentence/
+review and label/class/...). Without --val, 10% of the training rows are held out for early stopping.
+The run directory holds weights (safetensors), the backbone's config + tokenizer and transferkit.json, and
+loads in plain transformers: AutoModelForSequenceClassification.from_pretrained("runs/demo")."""
+
+
+def _field_help(cls: type) -> dict[str, str]:
+    """The why-comment after each dataclass field: the config's one source of documentation."""
+    helps = {}
+    for line in inspect.getsource(cls).splitlines():
+        match = re.match(r"\s+(\w+): [^=]+=.*?#\s*(.+)$", line)
+        if match:
+            helps[match.group(1)] = match.group(2).strip()
+    return helps
+
+
+def _parse_value(kind: str):
+    base = kind.replace(" | None", "").strip()
+    convert = {"int": int, "float": float, "str": str}.get(base, str)
+    nullable = "None" in kind
+
+    def parse(text: str):
+        if nullable and text.lower() in ("none", "null", "off"):
+            return None
+        try:
+            return convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {base}{' or none' if nullable else ''}, got {text!r}") from None
+
+    parse.__name__ = base
+    return parse
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    for section, cls in SECTIONS.items():
+        group = parser.add_argument_group(f"{section} options")
+        helps = _field_help(cls)
+        for f in dataclasses.fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            default = f.default if f.default is not dataclasses.MISSING else None
+            text = f"{helps.get(f.name, '')} (default: {default})"
+            if f.type == "bool":
+                group.add_argument(
+                    flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text
+                )
+            else:
+                group.add_argument(
+                    flag,
+                    dest=f.name,
+                    type=_parse_value(str(f.type)),
+                    default=argparse.SUPPRESS,
+                    metavar=f.name.upper(),
+                    help=text,
+                )
+
+
+def _config_values(args: argparse.Namespace) -> dict[str, Any]:
+    from transferkit.config import RunConfig, load_config_file
+
+    values = load_config_file(args.config) if args.config else {}
+    values.update({k: v for k, v in vars(args).items() if k in RunConfig.valid_keys()})
+    for key in ("data", "val", "test", "out"):  # these may also come from the config file
+        if getattr(args, key, None) is None and key in values:
+            setattr(args, key, values.pop(key))
+        values.pop(key, None)
+    return values
+
+
+def _print_eval(metrics: dict[str, Any], as_json: bool) -> None:
+    from transferkit.evaluation.metrics import format_metrics_table
+
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(format_metrics_table(metrics, metrics.get("majority_baseline")))
+
+
+def _write_eval(run_dir: Path, data_path: str, metrics: dict[str, Any]) -> Path:
+    from transferkit.export.artifact import read_manifest, update_manifest
+
+    path = run_dir / f"eval_{Path(data_path).stem}.json"
+    path.write_text(json.dumps({"data": str(data_path), **metrics}, indent=2) + "\n")
+    recorded = read_manifest(run_dir).get("metrics") or {}
+    recorded[Path(data_path).stem] = {k: metrics[k] for k in ("n", "accuracy", "macro_f1")}
+    update_manifest(run_dir, {"metrics": recorded})
+    return path
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    import transferkit as tk
+    from transferkit.export.artifact import check_output_dir
+
+    values = _config_values(args)
+    if not args.data:
+        raise TransferkitError("No training data: pass --data train.csv (or set `data:` in the --config file).")
+    if not args.out:
+        raise TransferkitError("No output directory: pass --out runs/NAME (where the trained model is saved).")
+    check_output_dir(args.out, args.overwrite)  # fail before training, not after
+    model = tk.FineTuner(**values).fit(args.data, val=args.val)
+    out = model.save(args.out, overwrite=args.overwrite)
+    print(f"saved run to {out}", file=sys.stderr)
+    if args.test:
+        metrics = model.evaluate(args.test)
+        _print_eval(metrics, args.json)
+        _write_eval(out, args.test, metrics)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import transferkit as tk
+
+    model = tk.load(args.run)
+    metrics = model.evaluate(args.data, text=args.text_column, label=args.label_column)
+    _print_eval(metrics, args.json)
+    _write_eval(Path(args.run), args.data, metrics)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    import transferkit as tk
+    from transferkit.data.examples import load_examples
+
+    if not args.texts and not args.data:
+        raise TransferkitError(
+            'Nothing to predict: give texts (transferkit predict RUN "some text") or --data file.csv.'
+        )
+    model = tk.load(args.run)
+    texts = list(args.texts) or load_examples(args.data, text=args.text_column, need_labels=False).texts
+    probabilities = model.predict_proba(texts)
+    labels = model.classes_
+    top = probabilities.argmax(axis=1)
+    frame = pd.DataFrame({"text": texts, "label": [labels[i] for i in top], "probability": probabilities.max(axis=1)})
+    for j, name in enumerate(labels):
+        frame[f"p_{name}"] = probabilities[:, j]
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        writer = frame.to_parquet if str(args.output).endswith(".parquet") else frame.to_csv
+        writer(args.output, index=False)
+        print(f"wrote {len(frame)} predictions to {args.output}", file=sys.stderr)
+    elif args.json:
+        print(frame.to_json(orient="records", lines=True, force_ascii=False))
+    else:
+        for text, label, p in zip(frame["text"], frame["label"], frame["probability"]):
+            print(f"{label}\t{p:.3f}\t{text[:100]}")
+    return 0
+
+
+def cmd_backbones(args: argparse.Namespace) -> int:
+    from transferkit.backbones import list_backbones
+
+    rows = list_backbones()
+    width = max(len(r["name"]) for r in rows)
+    for row in rows:
+        print(f"{row['name']:{width}}  {row['description']}")
+    print(f"{'./path':{width}}  any local Hugging Face model directory (config.json + weights)")
+    print(f"{'org/name':{width}}  a Hugging Face hub id (needs network; offline runs fail with a clear message)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="transferkit",
+        description="Fine-tune a pretrained model on your labelled data, evaluate it honestly, and apply it.",
+        epilog="Run `transferkit COMMAND --help` for each command's options.",
+    )
+    from transferkit import __version__
+
+    parser.add_argument("--version", action="version", version=f"transferkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    fit = sub.add_parser(
+        "fit", help="train a model and save it to a run directory", epilog=EPILOG_FIT, formatter_class=fmt
+    )
+    fit.add_argument("--data", help="training data file (.csv/.tsv/.jsonl/.json/.parquet)")
+    fit.add_argument("--val", help="validation data for early stopping (default: hold out val_fraction of --data)")
+    fit.add_argument("--test", help="test data: evaluated after training, written to the run directory")
+    fit.add_argument("--out", help="run directory to create (refused if it holds a run, unless --overwrite)")
+    fit.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    fit.add_argument("--config", help="YAML/JSON file with any of the options below (flags override it)")
+    fit.add_argument("--json", action="store_true", help="print --test metrics as JSON")
+    _add_config_flags(fit)
+    fit.set_defaults(func=cmd_fit)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="score a saved run on labelled data",
+        formatter_class=fmt,
+        epilog="example:\n  transferkit evaluate runs/demo --data test.csv --json",
+    )
+    ev.add_argument("run", help="run directory written by `transferkit fit`")
+    ev.add_argument("--data", required=True, help="labelled data file")
+    ev.add_argument("--text-column", help="text column (default: the one used in training, or guessed)")
+    ev.add_argument("--label-column", help="label column (default: the one used in training, or guessed)")
+    ev.add_argument("--json", action="store_true", help="print all metrics as JSON instead of a table")
+    ev.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser(
+        "predict",
+        help="predict labels for texts or a file",
+        formatter_class=fmt,
+        epilog='examples:\n  transferkit predict runs/demo "what a great film" "awful"\n'
+        "  transferkit predict runs/demo --data new.csv --output preds.csv",
+    )
+    pr.add_argument("run", help="run directory written by `transferkit fit`")
+    pr.add_argument("texts", nargs="*", help="texts to classify")
+    pr.add_argument("--data", help="file of texts to classify (instead of texts on the command line)")
+    pr.add_argument("--text-column", help="text column of --data (guessed when obvious)")
+    pr.add_argument("--output", help="write predictions to this .csv or .parquet file")
+    pr.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    pr.set_defaults(func=cmd_predict)
+
+    bb = sub.add_parser("backbones", help="list the backbones available offline")
+    bb.set_defaults(func=cmd_backbones)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except TransferkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,226 @@
+"""Run configuration: dataclasses for data, backbone, head, strategy and training.
+
+`RunConfig` nests one dataclass per concern. Every field name is unique across sections, so a flat
+mapping (`{"epochs": 3, "backbone": "minilm"}`, as the CLI and `FineTuner(**params)` use) and a nested
+one (`{"train": {"epochs": 3}}`, as a YAML file may use) both work. Unknown keys are reported all at
+once, with the valid keys and the closest match.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transferkit.errors import ConfigError
+from transferkit.registry import closest_match_hint
+
+POOLINGS = ("mean", "cls")
+HEADS = ("linear", "mlp")
+SCHEDULES = ("linear", "cosine", "constant")
+METRICS = ("accuracy", "macro_f1")
+
+
+def _check(problems: list[str], ok: bool, message: str) -> None:
+    if not ok:
+        problems.append(message)
+
+
+def _raise_if(problems: list[str], section: str) -> None:
+    if problems:
+        raise ConfigError(f"Invalid {section} configuration: " + "; ".join(problems) + ".")
+
+
+@dataclass
+class DataConfig:
+    text_column: str | None = None  # None: guessed from common names (text, sentence, review, ...)
+    label_column: str | None = None  # None: guessed from common names (label, labels, class, ...)
+    val_fraction: float = 0.1  # held out of train (stratified) for early stopping when no val data is given
+    max_train_rows: int | None = None  # stratified subsample of train, for quick runs; None keeps all
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        _check(problems, 0.0 <= self.val_fraction < 0.9, f"val_fraction must be in [0, 0.9), got {self.val_fraction}")
+        _check(
+            problems,
+            self.max_train_rows is None or self.max_train_rows >= 2,
+            f"max_train_rows must be >= 2 or None, got {self.max_train_rows}",
+        )
+        _raise_if(problems, "data")
+
+
+@dataclass
+class BackboneConfig:
+    backbone: str = "minilm"  # registry name (see `transferkit backbones`), local model dir, or hub id
+    pooling: str | None = (
+        None  # "mean" or "cls"; None: what the model was trained with (mean for sentence-transformers)
+    )
+    max_length: int | None = None  # tokens per text; None: the model's own limit (256 for MiniLM)
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        _check(problems, self.pooling in (None, *POOLINGS), f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        _check(
+            problems, self.max_length is None or self.max_length >= 8, f"max_length must be >= 8, got {self.max_length}"
+        )
+        _raise_if(problems, "backbone")
+
+
+@dataclass
+class HeadConfig:
+    head: str = "linear"  # "linear" (one layer; exportable to plain transformers) or "mlp" (one hidden layer)
+    head_hidden: int = 256  # hidden width of the MLP head
+    head_dropout: float = 0.1  # dropout before the head's output layer
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        _check(problems, self.head in HEADS, f"head must be one of {HEADS}, got {self.head!r}")
+        _check(problems, self.head_hidden >= 1, f"head_hidden must be >= 1, got {self.head_hidden}")
+        _check(problems, 0.0 <= self.head_dropout < 1.0, f"head_dropout must be in [0, 1), got {self.head_dropout}")
+        _raise_if(problems, "head")
+
+
+@dataclass
+class StrategyConfig:
+    strategy: str = "full"  # what trains: "full" (everything) or "probe" (head only, on frozen features)
+
+    def __post_init__(self) -> None:
+        from transferkit.strategies import STRATEGIES
+
+        STRATEGIES.get(self.strategy)  # raises with the list of valid names
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3  # passes over the training data (early stopping may end sooner)
+    head_epochs: int = 30  # passes when only the head trains on cached features (probe): cheap, so more
+    batch_size: int = 16  # examples per optimizer step (before accumulation)
+    eval_batch_size: int = 64  # examples per forward pass at evaluation/prediction
+    lr: float = 5e-5  # learning rate of the pretrained backbone: low, to keep what it learned
+    head_lr: float = 1e-3  # learning rate of the new head: high, it starts from random
+    weight_decay: float = 0.01  # AdamW decoupled weight decay (not applied to biases and norms)
+    warmup_ratio: float = 0.1  # share of steps with linear warmup from 0
+    schedule: str = "linear"  # decay after warmup: "linear", "cosine" or "constant"
+    grad_accum_steps: int = 1  # micro-batches per optimizer step (effective batch = batch_size * this)
+    max_grad_norm: float | None = 1.0  # gradient clipping; None disables
+    early_stopping_patience: int | None = (
+        2  # epochs without validation gain before stopping (x3 for probe); None disables
+    )
+    metric: str = "accuracy"  # validation metric for early stopping and best-epoch selection
+    group_by_length: bool = True  # batch texts of similar length together (less padding, faster)
+    seed: int = 42  # seeds Python, NumPy and torch: the same seed gives the same model
+    device: str = "auto"  # "auto" (GPU when present), "cpu" or "cuda"
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        _check(problems, self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _check(problems, self.head_epochs >= 1, f"head_epochs must be >= 1, got {self.head_epochs}")
+        _check(problems, self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _check(problems, self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        _check(problems, self.lr > 0 and self.head_lr > 0, f"lr and head_lr must be > 0, got {self.lr}, {self.head_lr}")
+        _check(problems, self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        _check(problems, 0.0 <= self.warmup_ratio < 1.0, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        _check(problems, self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        _check(problems, self.grad_accum_steps >= 1, f"grad_accum_steps must be >= 1, got {self.grad_accum_steps}")
+        _check(problems, self.metric in METRICS, f"metric must be one of {METRICS}, got {self.metric!r}")
+        _check(
+            problems, self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}"
+        )
+        _check(
+            problems,
+            self.early_stopping_patience is None or self.early_stopping_patience >= 1,
+            f"early_stopping_patience must be >= 1 or None, got {self.early_stopping_patience}",
+        )
+        _raise_if(problems, "training")
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "backbone": BackboneConfig,
+    "head": HeadConfig,
+    "strategy": StrategyConfig,
+    "train": TrainConfig,
+}
+
+
+def _field_section() -> dict[str, str]:
+    return {f.name: section for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def valid_keys(cls) -> list[str]:
+        return sorted(_field_section())
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        """Build from a flat or nested mapping; every unknown key is reported at once."""
+        flat = flatten(values)
+        where = _field_section()
+        unknown = [k for k in flat if k not in where]
+        if unknown:
+            hints = "".join(closest_match_hint(k, list(where)) for k in unknown)
+            raise ConfigError(
+                f"Unknown configuration key(s): {', '.join(map(repr, unknown))}.{hints} "
+                f"Valid keys: {', '.join(sorted(where))}."
+            )
+        grouped: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
+        for key, value in flat.items():
+            grouped[where[key]][key] = value
+        try:
+            return cls(**{section: SECTIONS[section](**kw) for section, kw in grouped.items()})
+        except TypeError as exc:  # wrong value types surface here
+            raise ConfigError(f"Invalid configuration: {exc}") from None
+
+    def to_flat_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for section in SECTIONS:
+            out.update(dataclasses.asdict(getattr(self, section)))
+        return out
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {section: dataclasses.asdict(getattr(self, section)) for section in SECTIONS}
+
+
+def flatten(values: dict[str, Any]) -> dict[str, Any]:
+    """Accept `{"train": {"epochs": 3}}` and `{"epochs": 3}` alike; values under a section name are lifted."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in SECTIONS and isinstance(value, dict):
+            flat.update(value)
+        else:  # "backbone", "head" and "strategy" name both a section and a field
+            flat[key] = value
+    return flat
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON config file into a flat dict (validated later, together with CLI flags)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file {str(path)!r} does not exist. Pass a YAML or JSON file to --config.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".json":
+            loaded = json.loads(text)
+        else:
+            import yaml
+
+            loaded = yaml.safe_load(text)
+    except Exception as exc:  # yaml and json raise several types
+        raise ConfigError(f"Config file {str(path)!r} is not valid YAML/JSON: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f"Config file {str(path)!r} must hold a mapping of keys to values, got {type(loaded).__name__}."
+        )
+    return flatten(loaded)

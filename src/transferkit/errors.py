@@ -1,0 +1,40 @@
+"""Errors raised for user mistakes.
+
+Every error a user can cause subclasses `TransferkitError` and the builtin it resembles, so callers can
+catch either. Messages say what was given, what was expected and how to fix it; the CLI prints the
+message alone (no traceback) and exits with status 2.
+"""
+
+from __future__ import annotations
+
+
+class TransferkitError(Exception):
+    """Base class for every error transferkit raises on purpose."""
+
+
+class ConfigError(TransferkitError, ValueError):
+    """A configuration value or key is invalid."""
+
+
+class DataError(TransferkitError, ValueError):
+    """The training/evaluation data is missing, malformed or unusable."""
+
+
+class DataFileError(DataError, OSError):
+    """A data file does not exist, cannot be read or is not in a supported format."""
+
+
+class BackboneError(TransferkitError, ValueError):
+    """A backbone name or path cannot be resolved or loaded."""
+
+
+class ArtifactError(TransferkitError, OSError):
+    """A run directory cannot be written or does not hold a valid transferkit artifact."""
+
+
+class NotFittedError(TransferkitError, AttributeError):
+    """A model was asked to predict before it was fitted or loaded."""
+
+
+class TrainingError(TransferkitError, RuntimeError):
+    """Training cannot continue (for example the loss became NaN)."""

@@ -1,0 +1,77 @@
+"""Classification metrics: accuracy, macro-F1, per-class precision/recall/F1, confusion matrix."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def classification_metrics(
+    y_true: Sequence[int], y_pred: Sequence[int], num_classes: int, label_names: Sequence[Any] | None = None
+) -> dict[str, Any]:
+    """Metrics over class ids 0..num_classes-1; per-class entries are keyed by label name when given."""
+    true = np.asarray(y_true, dtype=np.int64)
+    pred = np.asarray(y_pred, dtype=np.int64)
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(confusion, (true, pred), 1)
+    tp = np.diag(confusion).astype(float)
+    support = confusion.sum(axis=1).astype(float)
+    predicted = confusion.sum(axis=0).astype(float)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    present = support > 0  # macro-F1 over classes present in y_true (sklearn would warn on the rest)
+    names = [str(n) for n in (label_names if label_names is not None else range(num_classes))]
+    return {
+        "n": int(len(true)),
+        "accuracy": float((true == pred).mean()) if len(true) else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "per_class": {
+            names[i]: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i in range(num_classes)
+        },
+        "confusion_matrix": confusion.tolist(),
+        "labels": names,
+    }
+
+
+def majority_baseline(train_labels: Sequence[Any], test_labels: Sequence[Any]) -> dict[str, Any]:
+    """Scores of always predicting the most frequent training class: the bar a model must clear."""
+    majority = Counter(train_labels).most_common(1)[0][0]
+    classes = sorted(set(train_labels) | set(test_labels), key=str)
+    index = {label: i for i, label in enumerate(classes)}
+    metrics = classification_metrics(
+        [index[y] for y in test_labels], [index[majority]] * len(test_labels), len(classes), classes
+    )
+    return {"label": majority, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+
+
+def format_metrics_table(metrics: dict[str, Any], baseline: dict[str, Any] | None = None) -> str:
+    """A plain-text table of headline and per-class metrics."""
+    lines = [f"examples: {metrics['n']}"]
+    lines.append(f"{'':14}{'model':>10}" + (f"{'majority':>10}" if baseline else ""))
+    for key in ("accuracy", "macro_f1"):
+        lines.append(f"{key:14}{metrics[key]:>10.4f}" + (f"{baseline[key]:>10.4f}" if baseline else ""))
+    lines.append("")
+    lines.append(f"{'class':20}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
+    for name, row in metrics["per_class"].items():
+        lines.append(
+            f"{name[:20]:20}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{row['support']:>9}"
+        )
+    lines.append("")
+    width = max(len(n) for n in metrics["labels"] + ["true\\pred"])
+    width = min(max(width, 6), 16)
+    lines.append("confusion (rows = true, columns = predicted)")
+    lines.append(" " * width + "".join(f"{n[:width]:>{width + 1}}" for n in metrics["labels"]))
+    for name, row in zip(metrics["labels"], metrics["confusion_matrix"]):
+        lines.append(f"{name[:width]:{width}}" + "".join(f"{v:>{width + 1}}" for v in row))
+    return "\n".join(lines)

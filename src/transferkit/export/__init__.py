@@ -1,0 +1,1 @@
+"""Artifact directories (save/load) and exports to other runtimes."""

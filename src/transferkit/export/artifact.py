@@ -1,0 +1,121 @@
+"""The artifact directory: written atomically, reloaded bit-for-bit, loadable without transferkit.
+
+Layout:
+  transferkit.json        labels, backbone spec, config, metrics, data fingerprints, versions, command
+  weights.safetensors     the whole TransferModel state (backbone + head), transferkit's own names
+  backbone/               the backbone's own config and preprocessor (tokenizer) files
+  config.json, model.safetensors, tokenizer files
+                          for text models: a plain transformers *ForSequenceClassification model
+                          with the same predictions (see export/hf_compat.py), when expressible
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from transferkit.errors import ArtifactError
+
+MANIFEST = "transferkit.json"
+WEIGHTS = "weights.safetensors"
+BACKBONE_DIR = "backbone"
+FORMAT_VERSION = 1
+
+
+def check_output_dir(directory: str | Path, overwrite: bool) -> Path:
+    """Refuse to write over an existing run unless asked; called before training starts."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ArtifactError(f"--out {str(directory)!r} is a file, not a directory. Choose another path.")
+    if directory.is_dir() and any(directory.iterdir()) and not overwrite:
+        what = "a transferkit run" if (directory / MANIFEST).exists() else "files"
+        raise ArtifactError(
+            f"Output directory {str(directory)!r} already holds {what}. Pass --overwrite (overwrite=True) to replace "
+            "it, or choose another --out."
+        )
+    return directory
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+
+
+def save_artifact(
+    directory: str | Path, model, manifest: dict[str, Any], overwrite: bool = False, hf_export=None
+) -> Path:
+    """Write everything to a sibling temp dir, then rename into place: a failure leaves no half artifact."""
+    from safetensors.torch import save_file
+
+    directory = check_output_dir(directory, overwrite)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir()
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        (tmp / BACKBONE_DIR).mkdir()
+        model.backbone.save_files(tmp / BACKBONE_DIR)
+        manifest = {"format_version": FORMAT_VERSION, **manifest}
+        if hf_export is not None:
+            manifest["hf_export"] = hf_export(model, tmp)
+        _write_json(tmp / MANIFEST, manifest)
+        _replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def _replace(tmp: Path, directory: Path) -> None:
+    if directory.exists():
+        old = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, directory)
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise ArtifactError(
+            f"{str(directory)!r} is not a transferkit run directory (no {MANIFEST}). Pass the --out directory of "
+            "`transferkit fit`."
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{str(path)!r} is corrupt ({exc}). Re-run `transferkit fit` to recreate it.") from None
+    if manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise ArtifactError(f"{str(directory)!r} was written by a newer transferkit; upgrade transferkit to load it.")
+    return manifest
+
+
+def load_weights(model, directory: Path) -> None:
+    from safetensors.torch import load_file
+
+    path = directory / WEIGHTS
+    if not path.is_file():
+        raise ArtifactError(f"{str(directory)!r} has no {WEIGHTS}; the run directory is incomplete.")
+    missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
+    if missing or unexpected:
+        raise ArtifactError(
+            f"{str(path)!r} does not match the model described in {MANIFEST} "
+            f"(missing: {missing[:3]}, unexpected: {unexpected[:3]})."
+        )
+
+
+def update_manifest(directory: str | Path, updates: dict[str, Any]) -> None:
+    """Merge `updates` into transferkit.json atomically (temp file + rename)."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    manifest.update(updates)
+    tmp = directory / f".{MANIFEST}.tmp-{uuid.uuid4().hex[:8]}"
+    _write_json(tmp, manifest)
+    os.replace(tmp, directory / MANIFEST)
