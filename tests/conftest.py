@@ -60,3 +60,9 @@ def shared_dataset(name: str) -> Path:
             raise AssertionError(f"CI needs the shared dataset {path}")
         pytest.skip(f"shared dataset {path} is not available (only in the project's checkout/CI)")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _feature_cache_in_tmp(tmp_path_factory):
+    """Tests never write the user's ~/.cache."""
+    os.environ["TRANSFERKIT_CACHE"] = str(tmp_path_factory.mktemp("transferkit-cache"))

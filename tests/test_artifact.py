@@ -40,7 +40,7 @@ def test_manifest_records_the_run(tmp_path, trained):
     assert len(manifest["data"]["train_fingerprint"]) == 16 and manifest["data"]["train_rows"] == 120
     assert {"torch", "transformers", "python"} <= set(manifest["packages"])
     assert manifest["hf_export"]["written"] is True and manifest["hf_export"]["max_abs_logit_diff"] < 1e-3
-    assert manifest["training"]["history"] and "wall_time_s" in manifest and "command" in manifest
+    assert manifest["training"]["full"]["history"] and "wall_time_s" in manifest and "command" in manifest
     assert (tmp_path / "run" / "weights.safetensors").is_file() and (
         tmp_path / "run" / "backbone" / "config.json"
     ).is_file()

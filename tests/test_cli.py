@@ -124,3 +124,35 @@ def test_real_subprocess_help_is_fast_and_errors_have_no_traceback(tmp_path):
         env=env,
     )
     assert done.returncode == 2 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+
+
+def test_interrupted_run_suggests_resume_and_resume_finishes(tmp_path, toy_csv, capsys, monkeypatch):
+    from transferkit.training import checkpoint as checkpoint_module
+
+    train, _ = toy_csv
+    out = tmp_path / "run"
+    original = checkpoint_module.Checkpointer.save
+
+    def killed_after_first_checkpoint(self, phase, state):
+        original(self, phase, state)
+        raise SystemExit(137)
+
+    monkeypatch.setattr(checkpoint_module.Checkpointer, "save", killed_after_first_checkpoint)
+    with pytest.raises(SystemExit):
+        main(["fit", "--data", str(train), "--out", str(out), *TINY_FLAGS])
+    monkeypatch.setattr(checkpoint_module.Checkpointer, "save", original)
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints"]
+
+    assert main(["fit", "--data", str(train), "--out", str(out), *TINY_FLAGS]) == 2
+    assert "holds an interrupted run. Pass --resume" in capsys.readouterr().err
+    assert main(["fit", "--data", str(train), "--out", str(out), "--resume", *TINY_FLAGS]) == 0
+    assert "resumed full at epoch 2" in capsys.readouterr().err
+    assert (out / "transferkit.json").is_file() and not (out / "checkpoints").exists()
+    assert main(["fit", "--data", str(train), "--out", str(out), "--resume", *TINY_FLAGS]) == 2
+    assert "holds no interrupted run" in capsys.readouterr().err
+
+
+def test_strategies_command_lists_all(capsys):
+    assert main(["strategies"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in ("probe", "freeze", "lora", "full", "lp-ft"))

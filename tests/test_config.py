@@ -33,7 +33,9 @@ def test_invalid_values_are_reported_together():
 
 
 def test_unknown_strategy_lists_valid_ones():
-    with pytest.raises(ConfigError, match=r"Unknown strategy 'prob'.*Did you mean \"probe\".*full, probe"):
+    with pytest.raises(
+        ConfigError, match=r"Unknown strategy 'prob'.*Did you mean \"probe\".*freeze, full, lora, lp-ft, probe"
+    ):
         RunConfig.from_dict({"strategy": "prob"})
 
 

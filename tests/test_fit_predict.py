@@ -56,7 +56,7 @@ def test_same_seed_same_model_different_seed_different(toy_data):
 def test_early_stopping_restores_the_best_epoch(toy_data):
     train, _ = toy_data
     model = _fit(train, epochs=6, val_fraction=0.2, early_stopping_patience=1, lr=1e-1)
-    training = model.run_info_["training"]
+    training = model.run_info_["training"]["full"]
     rows = training["history"]
     best = max(rows, key=lambda r: (r["val_accuracy"], -r["val_loss"]))
     assert training["best_epoch"] == best["epoch"]
@@ -66,7 +66,7 @@ def test_early_stopping_restores_the_best_epoch(toy_data):
 def test_gradient_accumulation_and_cosine_schedule_run(toy_data):
     train, test = toy_data
     model = _fit(train, grad_accum_steps=2, schedule="cosine", batch_size=8)
-    assert model.run_info_["training"]["optimizer_steps"] == 4 * 8  # 15 micro-batches -> 8 steps per epoch
+    assert model.run_info_["training"]["full"]["optimizer_steps"] == 4 * 8  # 15 micro-batches -> 8 steps per epoch
     assert model.score(*test) >= 0.8
 
 

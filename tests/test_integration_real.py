@@ -56,6 +56,16 @@ def test_probe_beats_majority(sst2):
     assert model.run_info_["parameters"]["trainable"] == 384 * 2 + 2
 
 
+@pytest.mark.parametrize(
+    "strategy, options",
+    [("freeze", {"trainable_blocks": 2}), ("lora", {}), ("lp-ft", {"head_lr": 1e-2})],
+)
+def test_other_strategies_beat_majority(sst2, strategy, options):
+    train, test = sst2
+    model = tk.FineTuner(backbone="minilm", strategy=strategy, max_length=64, **options).fit(train, verbose=False)
+    assert model.score(test) >= _majority(train, test) + 0.2
+
+
 def test_demo_script_on_drug_reviews(tmp_path):
     """What `make demo` runs: fine-tune on 600 real reviews, beat the majority baseline, reload, predict."""
     done = subprocess.run(

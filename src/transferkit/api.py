@@ -60,8 +60,15 @@ class FineTuner:
         val: Any = None,
         val_labels: Sequence[Any] | None = None,
         verbose: bool = True,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
     ) -> FineTuner:
-        """Train on `data` (path, DataFrame, datasets.Dataset, or texts + `labels`); returns self."""
+        """Train on `data` (path, DataFrame, datasets.Dataset, or texts + `labels`); returns self.
+
+        With `checkpoint_dir`, training state is checkpointed every epoch (and every `checkpoint_steps`
+        optimizer steps); `resume=True` continues from there and ends with the same weights as an
+        uninterrupted run.
+        """
         from transferkit.training.fit import fit_run
 
         params = dict(self.params)
@@ -74,7 +81,7 @@ class FineTuner:
         train_set = load_examples(data, labels, **column_args)
         val_set = load_examples(val, val_labels, **column_args) if val is not None else None
         started = time.perf_counter()
-        run = fit_run(config, train_set, val_set, log=_stderr if verbose else None)
+        run = fit_run(config, train_set, val_set, _stderr if verbose else None, checkpoint_dir, resume)
         self.config_ = config
         self.model_ = run.model
         self.labels_ = run.labels
@@ -152,21 +159,28 @@ class FineTuner:
         """Write the artifact directory (atomically); see transferkit.export.artifact for the layout."""
         from transferkit.export.artifact import save_artifact
         from transferkit.export.hf_compat import export_for_transformers
+        from transferkit.strategies import build_strategy
+        from transferkit.strategies.lora import has_adapters, merge_adapters
 
         self._check_fitted()
+        if self.config_.lora.merge_adapters and has_adapters(self.model_.backbone):
+            merge_adapters(self.model_.backbone)  # in place, so this model and the saved one stay identical
+        self.run_info_["strategy_info"] = build_strategy(self.config_.strategy.strategy).artifact_info(
+            self.model_, self.config_
+        )
         texts = check_texts or self.run_info_.get("check_texts") or ["a short example", "another, longer example text"]
         manifest = {
             **{k: v for k, v in self.run_info_.items() if k != "check_texts"},
             "labels": list(self.labels_),
             "config": self.config_.to_dict(),
         }
-        return save_artifact(
-            directory,
-            self.model_,
-            manifest,
-            overwrite,
-            hf_export=lambda model, tmp: export_for_transformers(model, tmp, list(self.labels_), texts),
-        )
+
+        def exports(model, tmp: Path) -> dict[str, Any]:
+            if has_adapters(model.backbone):  # also in peft's own format: adapter_config.json + weights
+                model.backbone.model.save_pretrained(tmp / "adapter")
+            return export_for_transformers(model, tmp, list(self.labels_), texts)
+
+        return save_artifact(directory, self.model_, manifest, overwrite, hf_export=exports)
 
 
 def check_known_labels(examples: ExampleSet, known: Sequence[Any]) -> None:
@@ -184,6 +198,7 @@ def load(directory: str | Path, device: str = "auto") -> FineTuner:
     from transferkit.export.artifact import BACKBONE_DIR, load_weights, read_manifest
     from transferkit.heads import build_head
     from transferkit.model import TransferModel
+    from transferkit.strategies import build_strategy
     from transferkit.training.fit import pick_device
 
     directory = Path(directory)
@@ -192,7 +207,10 @@ def load(directory: str | Path, device: str = "auto") -> FineTuner:
     labels = manifest["labels"]
     backbone = rebuild_backbone(directory / BACKBONE_DIR, manifest["backbone"])
     model = TransferModel(backbone, build_head(config.head, backbone.num_features, len(labels)))
+    if not manifest.get("strategy_info", {}).get("merged", False):
+        build_strategy(config.strategy.strategy).setup(model, config)  # e.g. re-create unmerged adapters
     load_weights(model, directory)
+    model.requires_grad_(False)
     tuner = FineTuner(**config.to_flat_dict())
     tuner.config_ = config
     tuner.labels_ = labels

@@ -19,9 +19,13 @@ EPILOG_FIT = """examples:
   transferkit fit --data train.csv --val dev.csv --test test.csv --backbone minilm --strategy probe --out runs/probe
   transferkit fit --config run.yaml --epochs 5 --out runs/x      (flags override the YAML file)
   transferkit fit --data reviews.jsonl --text-column body --label-column stars --backbone ./my-bert --out runs/y
+  transferkit fit --data train.csv --strategy lora --lora-r 16 --merge-adapters --out runs/lora
+  transferkit fit --data train.csv --out runs/x --resume       (continue after an interruption)
 
 Data: CSV, TSV, JSONL/JSON or Parquet with a text and a label column (guessed when named text/sentence/
 review and label/class/...). Without --val, 10% of the training rows are held out for early stopping.
+Strategies (see `transferkit strategies`): probe, freeze, lora, full, lp-ft. Checkpoints are written into
+--out every epoch (and every --checkpoint-steps), so an interrupted run continues with --resume.
 The run directory holds weights (safetensors), the backbone's config + tokenizer and transferkit.json, and
 loads in plain transformers: AutoModelForSequenceClassification.from_pretrained("runs/demo")."""
 
@@ -110,16 +114,16 @@ def _write_eval(run_dir: Path, data_path: str, metrics: dict[str, Any]) -> Path:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     import transferkit as tk
-    from transferkit.export.artifact import check_output_dir
+    from transferkit.export.artifact import prepare_run_dir
 
     values = _config_values(args)
     if not args.data:
         raise TransferkitError("No training data: pass --data train.csv (or set `data:` in the --config file).")
     if not args.out:
         raise TransferkitError("No output directory: pass --out runs/NAME (where the trained model is saved).")
-    check_output_dir(args.out, args.overwrite)  # fail before training, not after
-    model = tk.FineTuner(**values).fit(args.data, val=args.val)
-    out = model.save(args.out, overwrite=args.overwrite)
+    checkpoints = prepare_run_dir(args.out, args.overwrite, args.resume)  # fail before training, not after
+    model = tk.FineTuner(**values).fit(args.data, val=args.val, checkpoint_dir=checkpoints, resume=args.resume)
+    out = model.save(args.out, overwrite=True)  # replaces the checkpoints (and the old run, if --overwrite)
     print(f"saved run to {out}", file=sys.stderr)
     if args.test:
         metrics = model.evaluate(args.test)
@@ -169,6 +173,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_strategies(args: argparse.Namespace) -> int:
+    from transferkit.strategies import STRATEGIES
+
+    for name in STRATEGIES.names():
+        print(f"{name:7}  {STRATEGIES.describe(name)}")
+    return 0
+
+
 def cmd_backbones(args: argparse.Namespace) -> int:
     from transferkit.backbones import list_backbones
 
@@ -201,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--test", help="test data: evaluated after training, written to the run directory")
     fit.add_argument("--out", help="run directory to create (refused if it holds a run, unless --overwrite)")
     fit.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    fit.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run in --out from its last checkpoint"
+    )
     fit.add_argument("--config", help="YAML/JSON file with any of the options below (flags override it)")
     fit.add_argument("--json", action="store_true", help="print --test metrics as JSON")
     _add_config_flags(fit)
@@ -236,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bb = sub.add_parser("backbones", help="list the backbones available offline")
     bb.set_defaults(func=cmd_backbones)
+    st = sub.add_parser("strategies", help="list the adaptation strategies (--strategy)")
+    st.set_defaults(func=cmd_strategies)
     return parser
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,32 @@ def _tiny_bert(**options: Any):
     return HFTextBackbone.from_pretrained(tiny_bert_dir(), name="tiny-bert", **options)
 
 
+_TEMPLATES: OrderedDict[tuple, Any] = OrderedDict()
+TEMPLATES_KEPT = 2  # loaded backbones kept in memory, so repeated fits (sweeps, repeats) skip loading
+
+
+def _directory_stamp(name: str) -> tuple:
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        return ()
+    return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in path.iterdir() if p.is_file()))
+
+
 def build_backbone(name: str, **options: Any):
-    """A registry name, a local Hugging Face model directory, or a hub id (needs network)."""
+    """A registry name, a local Hugging Face model directory, or a hub id (needs network).
+
+    Each call returns a fresh copy (training changes it); the loaded original is kept for the next call.
+    """
+    key = (name, _directory_stamp(name), tuple(sorted(options.items())))
+    if key not in _TEMPLATES:
+        _TEMPLATES[key] = _load_backbone(name, **options)
+        while len(_TEMPLATES) > TEMPLATES_KEPT:
+            _TEMPLATES.popitem(last=False)
+    _TEMPLATES.move_to_end(key)
+    return copy.deepcopy(_TEMPLATES[key])
+
+
+def _load_backbone(name: str, **options: Any):
     from transferkit.backbones.hf_text import HFTextBackbone
 
     if name in BACKBONES:

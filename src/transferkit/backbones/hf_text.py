@@ -52,6 +52,14 @@ def _without_pooler(factory, argument):
         return factory(argument)
 
 
+def _weights_file_id(directory: Path) -> str | None:
+    """Identity of the pretrained weight files (path, size, mtime): cheap, and valid until training changes them."""
+    files = sorted(p for p in directory.glob("*") if p.suffix in (".safetensors", ".bin")) if directory.is_dir() else []
+    if not files:
+        return None
+    return ";".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+
+
 class HFTextBackbone(nn.Module):
     """A transformers AutoModel + tokenizer with mean or CLS pooling."""
 
@@ -65,6 +73,7 @@ class HFTextBackbone(nn.Module):
         self.max_length = max_length
         self.name = name
         self.num_features = int(model.config.hidden_size)
+        self.weights_id: str | None = None  # set when the weights come unchanged from files (see feature cache)
 
     @classmethod
     def from_pretrained(
@@ -88,13 +97,15 @@ class HFTextBackbone(nn.Module):
                 f"Cannot load a text model from {location!r}: {str(exc).splitlines()[0]}{hint}"
             ) from None
         directory = Path(location)
-        return cls(
+        backbone = cls(
             model,
             tokenizer,
             pooling or default_pooling(directory),
             max_length or default_max_length(directory, tokenizer),
             name or location,
         )
+        backbone.weights_id = _weights_file_id(directory)
+        return backbone
 
     @classmethod
     def from_files(cls, directory: Path, spec: dict[str, Any]) -> HFTextBackbone:

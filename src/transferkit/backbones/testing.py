@@ -51,8 +51,9 @@ def tiny_bert_dir(seed: int = 0) -> Path:
         type_vocab_size=2,
         pad_token_id=0,
     )
-    torch.manual_seed(seed)
-    BertModel(config).save_pretrained(directory)
+    with torch.random.fork_rng():  # the caller's RNG stream (its seed) must not depend on whether this ran before
+        torch.manual_seed(seed)
+        BertModel(config).save_pretrained(directory)
     (directory / "1_Pooling").mkdir()
     (directory / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
     _DIRS[seed] = directory

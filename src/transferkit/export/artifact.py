@@ -23,7 +23,22 @@ from transferkit.errors import ArtifactError
 MANIFEST = "transferkit.json"
 WEIGHTS = "weights.safetensors"
 BACKBONE_DIR = "backbone"
+CHECKPOINTS = "checkpoints"  # inside the run directory while training; replaced by the artifact at the end
 FORMAT_VERSION = 1
+
+
+def run_dir_state(directory: Path) -> str:
+    """ "missing", "empty", "interrupted" (only checkpoints), "complete" (a saved run) or "other" (foreign files)."""
+    if not directory.exists():
+        return "missing"
+    if not directory.is_dir():
+        return "other"
+    names = {p.name for p in directory.iterdir()}
+    if not names:
+        return "empty"
+    if MANIFEST in names:
+        return "complete"
+    return "interrupted" if names == {CHECKPOINTS} else "other"
 
 
 def check_output_dir(directory: str | Path, overwrite: bool) -> Path:
@@ -31,13 +46,36 @@ def check_output_dir(directory: str | Path, overwrite: bool) -> Path:
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise ArtifactError(f"--out {str(directory)!r} is a file, not a directory. Choose another path.")
-    if directory.is_dir() and any(directory.iterdir()) and not overwrite:
-        what = "a transferkit run" if (directory / MANIFEST).exists() else "files"
+    state = run_dir_state(directory)
+    if state not in ("missing", "empty") and not overwrite:
+        what = {"complete": "a transferkit run", "interrupted": "an interrupted run"}.get(state, "files")
         raise ArtifactError(
             f"Output directory {str(directory)!r} already holds {what}. Pass --overwrite (overwrite=True) to replace "
             "it, or choose another --out."
         )
     return directory
+
+
+def prepare_run_dir(directory: str | Path, overwrite: bool, resume: bool) -> Path:
+    """Check --out before training and return where checkpoints go (inside it, until the artifact replaces them)."""
+    directory = Path(directory)
+    state = run_dir_state(directory)
+    if resume:
+        if state != "interrupted":
+            raise ArtifactError(
+                f"--resume: {str(directory)!r} holds no interrupted run (no {CHECKPOINTS}/ from an earlier `fit --out` "
+                "with the same directory). Drop --resume to start a new run."
+            )
+        return directory / CHECKPOINTS
+    if state == "interrupted" and not overwrite:
+        raise ArtifactError(
+            f"Output directory {str(directory)!r} holds an interrupted run. Pass --resume to continue it, or "
+            "--overwrite to start over."
+        )
+    check_output_dir(directory, overwrite)
+    if state == "interrupted":
+        shutil.rmtree(directory / CHECKPOINTS)
+    return directory / CHECKPOINTS
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -65,6 +65,13 @@ def _set_extra_layer(layer, w_head: torch.Tensor, hidden: int) -> float:
     return EPSILON / sigma
 
 
+def _plain_state_dict(backbone) -> dict[str, torch.Tensor]:
+    """The backbone's weights under transformers' own names; unmerged LoRA adapters are merged into a copy."""
+    if hasattr(backbone.model, "peft_config"):
+        return copy.deepcopy(backbone.model).merge_and_unload().state_dict()
+    return backbone.model.state_dict()
+
+
 def build_sequence_classifier(model, label_names: list[Any]):
     """Return (BertForSequenceClassification, info) or (None, reason dict)."""
     from transformers import BertForSequenceClassification
@@ -99,7 +106,7 @@ def build_sequence_classifier(model, label_names: list[Any]):
     w_head = head.out.weight.detach().float().cpu()
     b_head = head.out.bias.detach().float().cpu()
     with torch.no_grad():
-        missing, unexpected = hf.bert.load_state_dict(backbone.model.state_dict(), strict=False)
+        missing, unexpected = hf.bert.load_state_dict(_plain_state_dict(backbone), strict=False)
         prefix = f"encoder.layer.{config.num_hidden_layers}."
         if unexpected or any(not (k.startswith("pooler.") or (extra_layer and k.startswith(prefix))) for k in missing):
             return None, _unsupported(f"backbone weights do not map onto BertModel (missing {missing[:3]})")

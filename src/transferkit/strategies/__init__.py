@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from transferkit.registry import Registry
+from transferkit.strategies.freeze import FreezeStrategy
 from transferkit.strategies.full import FullStrategy
+from transferkit.strategies.lora import LoraStrategy
+from transferkit.strategies.lp_ft import LPFTStrategy
 from transferkit.strategies.probe import ProbeStrategy
 
 STRATEGIES: Registry = Registry("strategy")
+STRATEGIES.register("probe", "backbone frozen, features computed once and cached on disk; only the head trains")(
+    ProbeStrategy
+)
+STRATEGIES.register("freeze", "the last N backbone blocks (--trainable-blocks) and the head train")(FreezeStrategy)
+STRATEGIES.register("lora", "low-rank adapters (peft) on attention layers + the head; optional merge at save")(
+    LoraStrategy
+)
 STRATEGIES.register("full", "all weights train (backbone at a lower learning rate than the head)")(FullStrategy)
-STRATEGIES.register("probe", "backbone frozen, features computed once; only the head trains")(ProbeStrategy)
+STRATEGIES.register("lp-ft", "probe first (from the cache), then full fine-tuning from the probed head")(LPFTStrategy)
 
 
 def build_strategy(name: str):

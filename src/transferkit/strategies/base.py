@@ -1,34 +1,95 @@
-"""The Strategy contract: which parameters train, and whether features can be cached."""
+"""The Strategy contract: what trains, in which phases, and whether the backbone's features can be cached.
+
+A strategy is one file with a small options dataclass (fields are `RunConfig` keys) and a class that
+returns its training phases. A phase says which parameters train (`prepare`), with which learning rates
+(`param_groups`), which modules stay in inference mode while training (`train_mode`), and whether only the
+head trains on cached features. `lp-ft` is two phases (probe, then full); the others are one.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
-from transferkit.config import TrainConfig
+    from transferkit.config import RunConfig, TrainConfig
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
 
+@dataclass
+class Phase:
+    name: str  # used in logs and checkpoint files
+    cached_features: bool  # True: only the head trains, on backbone features computed once
+    epochs: int
+    prepare: Callable[[nn.Module], None]  # sets requires_grad for this phase
+    param_groups: Callable[[nn.Module, TrainConfig], list[dict]]
+    train_mode: Callable[[nn.Module], None] | None = None  # after module.train(): frozen parts back to eval
+
+
 class Strategy(Protocol):
     name: str
-    caches_features: bool  # True: the backbone runs once per example; the head trains on its features
 
-    def prepare(self, model: nn.Module) -> None:
-        """Set requires_grad on the model's parameters."""
+    def setup(self, model: nn.Module, config: RunConfig) -> None:
+        """Structural changes before training (e.g. inject adapters). Also called when reloading."""
 
-    def param_groups(self, model: nn.Module, train: TrainConfig) -> list[dict]:
-        """Optimizer parameter groups (learning rate and weight decay per group)."""
+    def phases(self, config: RunConfig) -> list[Phase]: ...
+
+    def artifact_info(self, model: nn.Module, config: RunConfig) -> dict[str, Any]:
+        """What the artifact should record about this strategy (e.g. whether adapters were merged)."""
 
 
 def decay_groups(named_params, lr: float, weight_decay: float) -> list[dict]:
-    """Split into weight-decayed and not-decayed (biases, norms) groups at one learning rate."""
+    """Split trainable parameters into weight-decayed and not-decayed (biases, norms) groups at one rate."""
     decay, no_decay = [], []
     for name, param in named_params:
-        if not param.requires_grad:
-            continue
-        (no_decay if name.endswith(NO_DECAY) else decay).append(param)
+        if param.requires_grad:
+            (no_decay if name.endswith(NO_DECAY) else decay).append(param)
     groups = [{"params": decay, "lr": lr, "weight_decay": weight_decay}]
     groups.append({"params": no_decay, "lr": lr, "weight_decay": 0.0})
     return [g for g in groups if g["params"]]
+
+
+def head_groups(model: nn.Module, train: TrainConfig, lr: float | None = None) -> list[dict]:
+    return decay_groups(model.head.named_parameters(), lr or train.head_lr, train.weight_decay)
+
+
+def backbone_groups(model: nn.Module, train: TrainConfig, layer_lr_decay: float = 1.0) -> list[dict]:
+    """Backbone parameters at `train.lr`; with layer_lr_decay < 1, block i from the top gets lr * decay**i."""
+    if layer_lr_decay == 1.0:
+        return decay_groups(model.backbone.named_parameters(), train.lr, train.weight_decay)
+    groups: list[dict] = []
+    seen: set[int] = set()
+    blocks = model.backbone.blocks()
+    for depth, block in enumerate(reversed(blocks)):
+        named = [(n, p) for n, p in block.named_parameters() if id(p) not in seen]
+        seen.update(id(p) for _, p in named)
+        groups += decay_groups(named, train.lr * layer_lr_decay**depth, train.weight_decay)
+    rest = [(n, p) for n, p in model.backbone.named_parameters() if id(p) not in seen]  # e.g. a final norm
+    return decay_groups(rest, train.lr, train.weight_decay) + groups
+
+
+def freeze_all_but_head(model: nn.Module) -> None:
+    model.backbone.requires_grad_(False)
+    model.head.requires_grad_(True)
+
+
+def unfreeze_all(model: nn.Module) -> None:
+    model.requires_grad_(True)
+
+
+def frozen_backbone_eval(model: nn.Module) -> None:
+    """Fully frozen subtrees run in inference mode while the rest trains (no dropout noise, BatchNorm fixed)."""
+
+    def visit(module: nn.Module) -> None:
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params):
+            module.eval()
+            return
+        for child in module.children():
+            visit(child)
+
+    visit(model.backbone)

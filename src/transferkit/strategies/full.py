@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from torch import nn
-
-from transferkit.config import TrainConfig
-from transferkit.strategies.base import decay_groups
+from transferkit.strategies.base import Phase, backbone_groups, head_groups, unfreeze_all
 
 
 class FullStrategy:
     name = "full"
-    caches_features = False
 
-    def prepare(self, model: nn.Module) -> None:
-        model.requires_grad_(True)
+    def setup(self, model, config) -> None:
+        pass
 
-    def param_groups(self, model: nn.Module, train: TrainConfig) -> list[dict]:
-        return decay_groups(model.backbone.named_parameters(), train.lr, train.weight_decay) + decay_groups(
-            model.head.named_parameters(), train.head_lr, train.weight_decay
-        )
+    def phases(self, config) -> list[Phase]:
+        def groups(model, train):
+            return backbone_groups(model, train, config.freeze.layer_lr_decay) + head_groups(model, train)
+
+        return [Phase("full", False, config.train.epochs, unfreeze_all, groups)]
+
+    def artifact_info(self, model, config) -> dict:
+        return {}

@@ -1,20 +1,25 @@
-"""`probe`: the backbone is frozen and runs once per example; only the head trains, on those features."""
+"""`probe`: the backbone is frozen and runs once per example (features cached on disk); only the head trains."""
 
 from __future__ import annotations
 
-from torch import nn
+from transferkit.strategies.base import Phase, freeze_all_but_head, head_groups
 
-from transferkit.config import TrainConfig
-from transferkit.strategies.base import decay_groups
+
+def probe_phase(config) -> Phase:
+    def groups(model, train):
+        return head_groups(model, train, lr=train.probe_lr)
+
+    return Phase("probe", True, config.train.head_epochs, freeze_all_but_head, groups)
 
 
 class ProbeStrategy:
     name = "probe"
-    caches_features = True
 
-    def prepare(self, model: nn.Module) -> None:
-        model.backbone.requires_grad_(False)
-        model.head.requires_grad_(True)
+    def setup(self, model, config) -> None:
+        pass
 
-    def param_groups(self, model: nn.Module, train: TrainConfig) -> list[dict]:
-        return decay_groups(model.head.named_parameters(), train.head_lr, train.weight_decay)
+    def phases(self, config) -> list[Phase]:
+        return [probe_phase(config)]
+
+    def artifact_info(self, model, config) -> dict:
+        return {}

@@ -1,9 +1,11 @@
-"""One fit: check data, build backbone + head, apply the strategy, train, and describe the run."""
+"""One fit: check data, build backbone + head, run the strategy's phases, and describe the run."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from transferkit.config import RunConfig
@@ -58,107 +60,158 @@ def _split_data(
     return train, None, "none"
 
 
-def fit_run(config: RunConfig, train: ExampleSet, val: ExampleSet | None, log: Callable[[str], None] | None) -> FitRun:
-    import torch
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-
-    from transferkit.api import check_known_labels
+def build_model(config: RunConfig, num_classes: int):
+    """Backbone + new head (+ the strategy's structural changes, e.g. adapters)."""
     from transferkit.backbones import build_backbone
-    from transferkit.export.manifest import command_line, hardware, now_iso, package_versions
     from transferkit.heads import build_head
-    from transferkit.model import TransferModel, count_parameters
+    from transferkit.model import TransferModel
     from transferkit.strategies import build_strategy
-    from transferkit.training.inference import run_batched
-    from transferkit.training.loop import Batches, train_loop
 
-    labels = _check_train(train)
-    train, val, val_source = _split_data(config, train, val, log)
-    if val is not None:
-        check_known_labels(val, labels)
-    index = {label: i for i, label in enumerate(labels)}
-    set_seed(config.train.seed)
     bc = config.backbone
     backbone = build_backbone(bc.backbone, pooling=bc.pooling, max_length=bc.max_length)
-    model = TransferModel(backbone, build_head(config.head, backbone.num_features, len(labels)))
+    model = TransferModel(backbone, build_head(config.head, backbone.num_features, num_classes))
     strategy = build_strategy(config.strategy.strategy)
-    strategy.prepare(model)
-    trainable, total = count_parameters(model)
+    strategy.setup(model, config)
+    return model, strategy
+
+
+class FeatureSource:
+    """Backbone features for the head-only phases: from the on-disk cache, computed at most once per example."""
+
+    def __init__(self, config: RunConfig, backbone, device, log) -> None:
+        from transferkit.training.feature_cache import FeatureCache, backbone_key, default_cache_dir
+
+        self.config, self.backbone, self.device, self.log = config, backbone, device, log
+        self.cache = FeatureCache(default_cache_dir(), backbone_key(backbone)) if config.train.feature_cache else None
+        self.stats = {"hits": 0, "computed": 0, "directory": str(self.cache.directory) if self.cache else None}
+
+    def __call__(self, batches, what: str):
+        import torch
+
+        from transferkit.training.inference import run_batched
+        from transferkit.training.loop import Batches
+
+        def compute(indices: list[int]) -> torch.Tensor:
+            self.backbone.eval()
+            return run_batched(
+                self.backbone.forward_features,
+                [batches.items[i] for i in indices],
+                batches.collate,
+                [batches.lengths[i] for i in indices],
+                self.config.train.eval_batch_size,
+                self.device,
+                progress=f"features ({what})" if self.log else None,
+            )
+
+        if self.cache is None:
+            features = compute(list(range(len(batches.items))))
+        else:
+            features, stats = self.cache.features(batches.items, compute)
+            self.stats["hits"] += stats.hits
+            self.stats["computed"] += stats.computed
+        return Batches(list(features), batches.labels, torch.stack, [1] * len(features))
+
+
+@dataclass
+class RunData:
+    """The checked, split and encoded data of one fit."""
+
+    labels: list[Any]
+    train: ExampleSet
+    val: ExampleSet | None
+    val_source: str
+    batches: Any  # training Batches
+    val_batches: Any  # validation Batches or None
+
+
+def _encode(backbone, examples: ExampleSet, index: dict[Any, int]):
+    from transferkit.training.loop import Batches
+
+    items = backbone.encode(examples.texts)
+    return Batches(
+        items, [index[y] for y in examples.labels], backbone.collate, [backbone.item_length(i) for i in items]
+    )
+
+
+def _parameter_counts(model, phase) -> dict[str, Any]:
+    from transferkit.model import count_parameters
+
+    trainable, _ = count_parameters(model.head if phase.cached_features else model)
+    _, total = count_parameters(model)
+    return {"trainable": trainable, "total": total, "trainable_share": round(trainable / total, 6)}
+
+
+def _run_phase(phase, model, run: RunData, config: RunConfig, accelerator, features, checkpointer, resume, log):
+    from transferkit.training.loop import train_loop
+
+    phase.prepare(model)
+    counts = _parameter_counts(model, phase)
     if log:
         log(
-            f"training {config.strategy.strategy} on {len(train)} rows, {len(labels)} classes; validation: {val_source}; "
-            f"backbone {bc.backbone} ({backbone.data_config}); trainable parameters {trainable:,} of {total:,} "
-            f"({100 * trainable / total:.2f}%)"
+            f"{phase.name}: {len(run.train)} rows, {len(run.labels)} classes; validation: {run.val_source}; backbone "
+            f"{config.backbone.backbone} ({model.backbone.data_config}); trainable parameters {counts['trainable']:,} "
+            f"of {counts['total']:,} ({100 * counts['trainable_share']:.2f}%)"
         )
-
-    accelerator = Accelerator(
-        cpu=pick_device(config.train.device).type == "cpu", gradient_accumulation_steps=config.train.grad_accum_steps
-    )
-    model.to(accelerator.device)
-
-    def batches_of(examples: ExampleSet) -> Batches:
-        items = backbone.encode(examples.texts)
-        return Batches(
-            items, [index[y] for y in examples.labels], backbone.collate, [backbone.item_length(i) for i in items]
-        )
-
-    data, val_data = batches_of(train), (batches_of(val) if val is not None else None)
-    if strategy.caches_features:
-        model.eval()
-
-        def features_of(b: Batches, what: str) -> Batches:
-            feats = run_batched(
-                backbone.forward_features,
-                b.items,
-                b.collate,
-                b.lengths,
-                config.train.eval_batch_size,
-                accelerator.device,
-                progress=f"features ({what})" if log else None,
-            )
-            return Batches(list(feats), b.labels, torch.stack, [1] * len(feats))
-
-        data = features_of(data, "train")
-        val_data = features_of(val_data, "validation") if val_data is not None else None
-        module, epochs = model.head, config.train.head_epochs
+    if phase.cached_features:
+        data, val = features(run.batches, "train"), features(run.val_batches, "validation") if run.val_batches else None
+        module = model.head
     else:
-        module, epochs = model, config.train.epochs
+        data, val, module = run.batches, run.val_batches, model
     patience = config.train.early_stopping_patience
-    if patience and strategy.caches_features:
+    if patience and phase.cached_features:
         patience *= HEAD_ONLY_PATIENCE_FACTOR
     result = train_loop(
         module,
-        strategy.param_groups(model, config.train),
+        phase.param_groups(model, config.train),
         data,
-        val_data,
+        val,
         config.train,
-        epochs,
-        len(labels),
+        phase.epochs,
+        len(run.labels),
         accelerator,
         log=log,
-        desc=config.strategy.strategy,
+        phase=phase.name,
         patience=patience,
+        train_mode=(lambda: phase.train_mode(model)) if phase.train_mode else None,
+        checkpointer=checkpointer,
+        resume=resume,
+        head_only=phase.cached_features,
     )
-    model.eval()
-    best = next((row for row in result.history if row["epoch"] == result.best_epoch), None)
-    info = {
+    return result, counts
+
+
+def _describe(config: RunConfig, model, strategy, phases, results, counts, run: RunData, features) -> dict[str, Any]:
+    """What transferkit.json records about the run (the artifact adds labels and config)."""
+    from transferkit.export.manifest import command_line, hardware, now_iso, package_versions
+
+    last = results[-1]
+    best = next((row for row in last.history if row["epoch"] == last.best_epoch), None)
+    train, val = run.train, run.val
+    return {
         "task": "classification",
-        "backbone": backbone.spec(),
+        "backbone": model.backbone.spec(),
         "strategy": config.strategy.strategy,
-        "parameters": {"trainable": trainable, "total": total, "trainable_share": round(trainable / total, 6)},
+        "strategy_info": strategy.artifact_info(model, config),
+        "parameters": counts[phases[-1].name],
+        "phase_parameters": counts,
         "training": {
-            "history": result.history,
-            "best_epoch": result.best_epoch,
-            "stopped_early": result.stopped_early,
-            "optimizer_steps": result.optimizer_steps,
+            phase.name: {
+                "history": r.history,
+                "best_epoch": r.best_epoch,
+                "stopped_early": r.stopped_early,
+                "optimizer_steps": r.optimizer_steps,
+                "resumed_from_step": r.resumed_from_step,
+            }
+            for phase, r in zip(phases, results)
         },
+        "feature_cache": features.stats,
         "metrics": {"validation": {k[4:]: v for k, v in best.items() if k.startswith("val_")} if best else None},
         "data": {
             "train_rows": len(train),
             "train_fingerprint": train.fingerprint(),
-            "train_class_counts": [train.class_counts().get(label, 0) for label in labels],
+            "train_class_counts": [train.class_counts().get(label, 0) for label in run.labels],
             "val_rows": len(val) if val is not None else 0,
-            "val_source": val_source,
+            "val_source": run.val_source,
             "val_fingerprint": val.fingerprint() if val is not None else None,
         },
         "seed": config.train.seed,
@@ -168,4 +221,58 @@ def fit_run(config: RunConfig, train: ExampleSet, val: ExampleSet | None, log: C
         "created": now_iso(),
         "check_texts": (val or train).texts[:CHECK_TEXTS],
     }
+
+
+def fit_run(
+    config: RunConfig,
+    train: ExampleSet,
+    val: ExampleSet | None,
+    log: Callable[[str], None] | None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+) -> FitRun:
+    """Check and split the data, build the model, run the strategy's phases, describe the run."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from transferkit.api import check_known_labels
+    from transferkit.training.checkpoint import Checkpointer
+
+    labels = _check_train(train)
+    train, val, val_source = _split_data(config, train, val, log)
+    if val is not None:
+        check_known_labels(val, labels)
+    set_seed(config.train.seed)
+    model, strategy = build_model(config, len(labels))
+    index = {label: i for i, label in enumerate(labels)}
+    run = RunData(
+        labels,
+        train,
+        val,
+        val_source,
+        _encode(model.backbone, train, index),
+        _encode(model.backbone, val, index) if val is not None else None,
+    )
+    accelerator = Accelerator(
+        cpu=pick_device(config.train.device).type == "cpu", gradient_accumulation_steps=config.train.grad_accum_steps
+    )
+    model.to(accelerator.device)
+    fingerprint = hashlib.sha256(
+        f"{config.fingerprint()}{train.fingerprint()}{val.fingerprint() if val is not None else ''}".encode()
+    ).hexdigest()[:16]
+    checkpointer = Checkpointer(checkpoint_dir, fingerprint, config.train.checkpoint_steps)
+    features = FeatureSource(config, model.backbone, accelerator.device, log)
+    phases, results, counts = strategy.phases(config), [], {}
+    for phase in phases:
+        result, counts[phase.name] = _run_phase(
+            phase, model, run, config, accelerator, features, checkpointer, resume, log
+        )
+        results.append(result)
+    model.eval()
+    model.requires_grad_(False)
+    if not all(phase.cached_features for phase in phases):
+        model.backbone.weights_id = None  # the weights changed: the feature cache must hash their content from now on
+    if log and features.stats["hits"] + features.stats["computed"]:
+        log(f"backbone features: {features.stats['computed']} computed, {features.stats['hits']} read from the cache")
+    info = _describe(config, model, strategy, phases, results, counts, run, features)
     return FitRun(model, labels, accelerator.device, info)

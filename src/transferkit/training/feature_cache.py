@@ -1,0 +1,104 @@
+"""On-disk cache of pooled backbone features, so a frozen backbone runs once per example.
+
+One directory per backbone identity (its spec + a hash of its weights); inside, shards of
+`features [n, D]` with the hash of each example's *encoded* input (token ids, pixels, ...), which also
+covers the preprocessing (tokenizer, max length). Any subset or reordering of cached examples (more epochs,
+a head sweep, cross-validation folds, a restart) costs no backbone time. Shards are written to a temp name
+and renamed; an unreadable shard is deleted and its rows recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+DIGEST = 16  # bytes of blake2b per example
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("TRANSFERKIT_CACHE", Path.home() / ".cache" / "transferkit")) / "features"
+
+
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def backbone_key(backbone) -> str:
+    """Spec (pooling etc.) + weights: the file identity when loaded unchanged from files, else a content hash."""
+    spec = {k: v for k, v in backbone.spec().items() if k != "name"}
+    blob = json.dumps(spec, sort_keys=True) + (getattr(backbone, "weights_id", None) or weights_fingerprint(backbone))
+    return hashlib.blake2b(blob.encode(), digest_size=12).hexdigest()
+
+
+def item_digest(item: Any) -> bytes:
+    if isinstance(item, torch.Tensor):
+        raw = item.detach().cpu().contiguous().numpy().tobytes()
+    else:
+        raw = np.asarray(item, dtype=np.int64).tobytes()
+    return hashlib.blake2b(raw, digest_size=DIGEST).digest()
+
+
+@dataclass
+class CacheStats:
+    hits: int
+    computed: int
+    directory: str
+
+
+class FeatureCache:
+    def __init__(self, root: Path, key: str) -> None:
+        self.directory = Path(root) / key
+
+    def _index(self) -> dict[bytes, torch.Tensor]:
+        from safetensors.torch import load_file
+
+        rows: dict[bytes, torch.Tensor] = {}
+        for shard in sorted(self.directory.glob("shard-*.safetensors")):
+            try:
+                data = load_file(str(shard))
+                features, digests = data["features"], data["digests"].numpy()
+                if len(features) != len(digests):
+                    raise ValueError("row count mismatch")
+            except Exception:
+                shard.unlink(missing_ok=True)  # corrupt: recompute these rows
+                continue
+            for digest, row in zip(digests, features):
+                rows[digest.tobytes()] = row
+        return rows
+
+    def _write(self, digests: list[bytes], features: torch.Tensor) -> None:
+        from safetensors.torch import save_file
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"shard-{uuid.uuid4().hex[:12]}.safetensors"
+        tmp = self.directory / f".{name}.tmp"
+        digest_tensor = torch.from_numpy(np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(-1, DIGEST).copy())
+        save_file({"features": features.contiguous(), "digests": digest_tensor}, str(tmp))
+        os.replace(tmp, self.directory / name)
+
+    def features(
+        self, items: Sequence[Any], compute: Callable[[list[int]], torch.Tensor]
+    ) -> tuple[torch.Tensor, CacheStats]:
+        """Features for all items: cached rows are read, the rest computed by `compute(indices)` and stored."""
+        digests = [item_digest(item) for item in items]
+        known = self._index()
+        missing = sorted({digests[i]: i for i in range(len(items)) if digests[i] not in known}.values())
+        if missing:
+            computed = compute(missing)
+            self._write([digests[i] for i in missing], computed)
+            known.update({digests[i]: row for i, row in zip(missing, computed)})
+        stacked = torch.stack([known[d] for d in digests]) if items else torch.empty(0)
+        return stacked, CacheStats(hits=len(items) - len(missing), computed=len(missing), directory=str(self.directory))
