@@ -30,6 +30,16 @@ class Phase:
     train_mode: Callable[[nn.Module], None] | None = None  # after module.train(): frozen parts back to eval
 
 
+class StrategyDefaults:
+    """No structural changes and nothing extra to record: what most strategies need."""
+
+    def setup(self, model: nn.Module, config: RunConfig) -> None:
+        pass
+
+    def artifact_info(self, model: nn.Module, config: RunConfig) -> dict[str, Any]:
+        return {}
+
+
 class Strategy(Protocol):
     name: str
 

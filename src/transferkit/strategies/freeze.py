@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from transferkit.errors import ConfigError
-from transferkit.strategies.base import Phase, backbone_groups, frozen_backbone_eval, head_groups
+from transferkit.strategies.base import Phase, StrategyDefaults, backbone_groups, frozen_backbone_eval, head_groups
 
 
 @dataclass
@@ -20,11 +20,8 @@ class FreezeOptions:
             raise ConfigError(f"layer_lr_decay must be in (0, 1], got {self.layer_lr_decay}.")
 
 
-class FreezeStrategy:
+class FreezeStrategy(StrategyDefaults):
     name = "freeze"
-
-    def setup(self, model, config) -> None:
-        pass
 
     def phases(self, config) -> list[Phase]:
         options = config.freeze

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from transferkit.strategies.base import Phase, backbone_groups, head_groups, unfreeze_all
+from transferkit.strategies.base import Phase, StrategyDefaults, backbone_groups, head_groups, unfreeze_all
 
 
-class FullStrategy:
+class FullStrategy(StrategyDefaults):
     name = "full"
-
-    def setup(self, model, config) -> None:
-        pass
 
     def phases(self, config) -> list[Phase]:
         def groups(model, train):
             return backbone_groups(model, train, config.freeze.layer_lr_decay) + head_groups(model, train)
 
         return [Phase("full", False, config.train.epochs, unfreeze_all, groups)]
-
-    def artifact_info(self, model, config) -> dict:
-        return {}

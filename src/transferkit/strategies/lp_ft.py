@@ -7,21 +7,15 @@ the pretrained features. In the second phase the head trains at the backbone's (
 
 from __future__ import annotations
 
-from transferkit.strategies.base import Phase, backbone_groups, head_groups, unfreeze_all
+from transferkit.strategies.base import Phase, StrategyDefaults, backbone_groups, head_groups, unfreeze_all
 from transferkit.strategies.probe import probe_phase
 
 
-class LPFTStrategy:
+class LPFTStrategy(StrategyDefaults):
     name = "lp-ft"
-
-    def setup(self, model, config) -> None:
-        pass
 
     def phases(self, config) -> list[Phase]:
         def groups(model, train):
             return backbone_groups(model, train) + head_groups(model, train, lr=train.lr)
 
         return [probe_phase(config), Phase("fine-tune", False, config.train.epochs, unfreeze_all, groups)]
-
-    def artifact_info(self, model, config) -> dict:
-        return {}

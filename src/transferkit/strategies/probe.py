@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from transferkit.strategies.base import Phase, freeze_all_but_head, head_groups
+from transferkit.strategies.base import Phase, StrategyDefaults, freeze_all_but_head, head_groups
 
 
 def probe_phase(config) -> Phase:
@@ -12,14 +12,8 @@ def probe_phase(config) -> Phase:
     return Phase("probe", True, config.train.head_epochs, freeze_all_but_head, groups)
 
 
-class ProbeStrategy:
+class ProbeStrategy(StrategyDefaults):
     name = "probe"
-
-    def setup(self, model, config) -> None:
-        pass
 
     def phases(self, config) -> list[Phase]:
         return [probe_phase(config)]
-
-    def artifact_info(self, model, config) -> dict:
-        return {}
