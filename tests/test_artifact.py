@@ -39,7 +39,7 @@ def test_manifest_records_the_run(tmp_path, trained):
     assert manifest["config"]["train"]["lr"] == TINY["lr"]
     assert len(manifest["data"]["train_fingerprint"]) == 16 and manifest["data"]["train_rows"] == 120
     assert {"torch", "transformers", "python"} <= set(manifest["packages"])
-    assert manifest["hf_export"]["written"] is True and manifest["hf_export"]["max_abs_logit_diff"] < 1e-3
+    assert manifest["native_export"]["written"] is True and manifest["native_export"]["max_abs_logit_diff"] < 1e-3
     assert manifest["training"]["full"]["history"] and "wall_time_s" in manifest and "command" in manifest
     assert (tmp_path / "run" / "weights.safetensors").is_file() and (
         tmp_path / "run" / "backbone" / "config.json"
@@ -74,7 +74,7 @@ def test_mlp_head_records_why_there_is_no_transformers_export(tmp_path):
     model = tk.FineTuner(**{**TINY, "head": "mlp", "epochs": 1}).fit(*toy_sentiment(40), verbose=False)
     model.save(tmp_path / "run")
     manifest = json.loads((tmp_path / "run" / "transferkit.json").read_text())
-    assert manifest["hf_export"]["written"] is False and "MLP head" in manifest["hf_export"]["reason"]
+    assert manifest["native_export"]["written"] is False and "MLP head" in manifest["native_export"]["reason"]
     assert not (tmp_path / "run" / "model.safetensors").exists()
     assert tk.load(tmp_path / "run").predict(["good"]) == model.predict(["good"])
 
@@ -84,7 +84,7 @@ def test_failed_save_leaves_nothing_behind(tmp_path, trained, monkeypatch):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        artifact_module.save_artifact(tmp_path / "run", trained.model_, {}, hf_export=broken_export)
+        artifact_module.save_artifact(tmp_path / "run", trained.model_, {}, native_export=broken_export)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -96,7 +96,7 @@ def test_failed_overwrite_keeps_the_previous_run(tmp_path, trained):
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        artifact_module.save_artifact(tmp_path / "run", trained.model_, {}, overwrite=True, hf_export=broken_export)
+        artifact_module.save_artifact(tmp_path / "run", trained.model_, {}, overwrite=True, native_export=broken_export)
     assert (tmp_path / "run" / "transferkit.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 

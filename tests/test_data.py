@@ -29,14 +29,14 @@ def test_every_file_format_loads_with_guessed_columns(tmp_path, suffix):
     else:
         frame.to_parquet(path)
     examples = load_examples(path)
-    assert examples.texts == frame["sentence"].tolist() and examples.labels == frame["label"].tolist()
+    assert examples.inputs == frame["sentence"].tolist() and examples.labels == frame["label"].tolist()
 
 
 def test_lists_dataframe_and_hf_dataset():
     import datasets
 
     assert load_examples(["a", "b"], [1, 0]).labels == [1, 0]
-    assert load_examples(_frame()).texts[0] == "good film"
+    assert load_examples(_frame()).inputs[0] == "good film"
     features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
     dataset = datasets.Dataset.from_dict({"text": ["x y", "z"], "label": [1, 0]}, features=features)
     examples = load_examples(dataset)
@@ -91,7 +91,7 @@ def test_bad_texts_and_labels():
         load_examples(pd.DataFrame({"text": ["a", "b"], "label": ["x", None]}))
     with pytest.raises(DataError, match="mixes types"):
         load_examples(["a", "b"], [1, "one"])
-    with pytest.raises(DataError, match="2 texts but 1 labels"):
+    with pytest.raises(DataError, match="2 inputs but 1 labels"):
         load_examples(["a", "b"], [1])
     with pytest.raises(TransferkitError, match="Labels are missing"):
         load_examples(["a", "b"])

@@ -148,7 +148,7 @@ def test_lora_merge_at_save(tmp_path):
     assert manifest["strategy_info"]["merged"] is True and not (tmp_path / "run" / "adapter").exists()
     assert np.allclose(model.predict_proba(PROBE_TEXTS), before, atol=1e-5)
     assert np.array_equal(tk.load(tmp_path / "run").predict_proba(PROBE_TEXTS), model.predict_proba(PROBE_TEXTS))
-    assert manifest["hf_export"]["written"] is True
+    assert manifest["native_export"]["written"] is True
 
 
 def test_unmerged_lora_saves_peft_adapter_and_plain_transformers_model(tmp_path):
@@ -160,7 +160,7 @@ def test_unmerged_lora_saves_peft_adapter_and_plain_transformers_model(tmp_path)
     model = _fit("lora", {})
     model.save(tmp_path / "run")
     manifest = json.loads((tmp_path / "run" / "transferkit.json").read_text())
-    assert manifest["strategy_info"]["merged"] is False and manifest["hf_export"]["written"] is True
+    assert manifest["strategy_info"]["merged"] is False and manifest["native_export"]["written"] is True
     peft_dir = tmp_path / "run" / "adapter"
     assert (peft_dir / "adapter_config.json").is_file() and (peft_dir / "adapter_model.safetensors").is_file()
     # The adapter is peft's own format: base model + adapter with plain transformers + peft gives the same features.

@@ -17,15 +17,30 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def as_texts(inputs: Any, text: str | None = None) -> list[str]:
-    """Inputs to predict: one string, a list of strings, a Series, a DataFrame/file/Dataset (text column)."""
-    if isinstance(inputs, str):
-        return [inputs]
-    if isinstance(inputs, Path):
-        return load_examples(inputs, text=text, need_labels=False).texts
-    if hasattr(inputs, "columns") or (hasattr(inputs, "to_pandas") and hasattr(inputs, "features")):
-        return load_examples(inputs, text=text, need_labels=False).texts
-    return load_examples(list(inputs), need_labels=False).texts
+def as_inputs(inputs: Any, modality: str, **options: Any) -> list[Any]:
+    """Inputs to predict: one text/image, a list, a Series, a DataFrame/file/Dataset (input column).
+
+    For an image model, strings are image paths, and a folder means every image in it.
+    """
+    from transferkit.data.images import IMAGE_SUFFIXES, is_image_object
+
+    options = {"need_labels": False, "modality": modality, **options}
+    if isinstance(inputs, str) or is_image_object(inputs):
+        inputs = [inputs]
+    if isinstance(inputs, Path) and inputs.is_dir():
+        inputs = sorted(str(p) for p in inputs.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if isinstance(inputs, Path) or hasattr(inputs, "columns") or hasattr(inputs, "features"):
+        return load_examples(inputs, **options).inputs
+    return load_examples(list(inputs), **options).inputs
+
+
+def split_folders(data: Any, val: Any) -> tuple[Any, Any]:
+    """An image folder holding train/ (and val/): train on train/, validate on val/ unless val is given."""
+    if isinstance(data, (str, Path)) and Path(data).is_dir() and (Path(data) / "train").is_dir():
+        root = Path(data)
+        named_val = next((root / n for n in ("val", "valid", "validation") if (root / n).is_dir()), None)
+        return root / "train", val if val is not None else named_val
+    return data, val
 
 
 class FineTuner:
@@ -35,7 +50,7 @@ class FineTuner:
     `strategy="full"`, `epochs=3`, `lr=5e-5`, `pooling="mean"`, `text_column="review"`.
     """
 
-    def __init__(self, backbone: str = "minilm", strategy: str = "full", **params: Any) -> None:
+    def __init__(self, backbone: str | None = None, strategy: str = "full", **params: Any) -> None:
         self.params = {"backbone": backbone, "strategy": strategy, **params}
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -77,9 +92,10 @@ class FineTuner:
         if label is not None:
             params["label_column"] = label
         config = RunConfig.from_dict(params)
-        column_args = {"text": config.data.text_column, "label": config.data.label_column}
-        train_set = load_examples(data, labels, **column_args)
-        val_set = load_examples(val, val_labels, **column_args) if val is not None else None
+        load_options = self._load_options(config)
+        data, val = split_folders(data, val)
+        train_set = load_examples(data, labels, **load_options)
+        val_set = load_examples(val, val_labels, **load_options) if val is not None else None
         started = time.perf_counter()
         run = fit_run(config, train_set, val_set, _stderr if verbose else None, checkpoint_dir, resume)
         self.config_ = config
@@ -88,6 +104,22 @@ class FineTuner:
         self.device_ = run.device
         self.run_info_ = {**run.info, "wall_time_s": round(time.perf_counter() - started, 2)}
         return self
+
+    @staticmethod
+    def _load_options(config: RunConfig, **overrides: Any) -> dict[str, Any]:
+        d = config.data
+        options = {
+            "text": d.text_column,
+            "label": d.label_column,
+            "image": d.image_column,
+            "skip_bad_files": d.skip_bad_files,
+            "allow_outside_paths": d.allow_outside_paths,
+        }
+        return {**options, **{k: v for k, v in overrides.items() if v is not None}}
+
+    @property
+    def modality_(self) -> str:
+        return self.run_info_.get("modality", "text")
 
     # -- prediction -------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -98,14 +130,17 @@ class FineTuner:
 
     def predict_proba(self, inputs: Any, *, text: str | None = None, batch_size: int | None = None):
         """Class probabilities [N, num_classes] (columns in the order of `classes_`)."""
+        self._check_fitted()
+        options = self._load_options(self.config_, text=text)
+        return self._probabilities(as_inputs(inputs, self.modality_, **options), batch_size)
+
+    def _probabilities(self, inputs: list[Any], batch_size: int | None = None):
         import torch
 
         from transferkit.training.inference import run_batched
 
-        self._check_fitted()
-        texts = as_texts(inputs, text)
         backbone = self.model_.backbone
-        items = backbone.encode(texts)
+        items = backbone.encode(inputs)
         self.model_.eval()
         logits = run_batched(
             self.model_,
@@ -135,12 +170,11 @@ class FineTuner:
         from transferkit.evaluation.metrics import classification_metrics, majority_baseline
 
         self._check_fitted()
-        examples = load_examples(
-            data, labels, text=text or self.config_.data.text_column, label=label or self.config_.data.label_column
-        )
+        options = self._load_options(self.config_, text=text, label=label)
+        examples = load_examples(data, labels, modality=self.modality_, **options)
         check_known_labels(examples, self.labels_)
         index = {name: i for i, name in enumerate(self.labels_)}
-        predicted = self.predict_proba(examples.texts).argmax(axis=1).tolist()
+        predicted = self._probabilities(examples.inputs).argmax(axis=1).tolist()
         metrics = classification_metrics(
             [index[y] for y in examples.labels], predicted, len(self.labels_), self.labels_
         )
@@ -155,10 +189,10 @@ class FineTuner:
         return self.evaluate(data, labels, **kwargs)["accuracy"]
 
     # -- persistence ------------------------------------------------------------------------------
-    def save(self, directory: str | Path, overwrite: bool = False, check_texts: list[str] | None = None) -> Path:
+    def save(self, directory: str | Path, overwrite: bool = False, check_inputs: list[Any] | None = None) -> Path:
         """Write the artifact directory (atomically); see transferkit.export.artifact for the layout."""
         from transferkit.export.artifact import save_artifact
-        from transferkit.export.hf_compat import export_for_transformers
+        from transferkit.export.native import export_native
         from transferkit.strategies import build_strategy
         from transferkit.strategies.lora import has_adapters, merge_adapters
 
@@ -168,9 +202,9 @@ class FineTuner:
         self.run_info_["strategy_info"] = build_strategy(self.config_.strategy.strategy).artifact_info(
             self.model_, self.config_
         )
-        texts = check_texts or self.run_info_.get("check_texts") or ["a short example", "another, longer example text"]
+        check = check_inputs or self.run_info_.get("check_inputs") or ["a short example", "another, longer example"]
         manifest = {
-            **{k: v for k, v in self.run_info_.items() if k != "check_texts"},
+            **{k: v for k, v in self.run_info_.items() if k != "check_inputs"},
             "labels": list(self.labels_),
             "config": self.config_.to_dict(),
         }
@@ -178,9 +212,9 @@ class FineTuner:
         def exports(model, tmp: Path) -> dict[str, Any]:
             if has_adapters(model.backbone):  # also in peft's own format: adapter_config.json + weights
                 model.backbone.model.save_pretrained(tmp / "adapter")
-            return export_for_transformers(model, tmp, list(self.labels_), texts)
+            return export_native(model, tmp, list(self.labels_), check)
 
-        return save_artifact(directory, self.model_, manifest, overwrite, hf_export=exports)
+        return save_artifact(directory, self.model_, manifest, overwrite, native_export=exports)
 
 
 def check_known_labels(examples: ExampleSet, known: Sequence[Any]) -> None:

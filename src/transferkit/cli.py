@@ -146,18 +146,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
     import transferkit as tk
-    from transferkit.data.examples import load_examples
 
-    if not args.texts and not args.data:
+    if not args.inputs and not args.data:
         raise TransferkitError(
-            'Nothing to predict: give texts (transferkit predict RUN "some text") or --data file.csv.'
+            'Nothing to predict: give inputs (transferkit predict RUN "some text", or image paths) or --data FILE/FOLDER.'
         )
     model = tk.load(args.run)
-    texts = list(args.texts) or load_examples(args.data, text=args.text_column, need_labels=False).texts
-    probabilities = model.predict_proba(texts)
+    source = list(args.inputs) if args.inputs else Path(args.data)
+    from transferkit.api import as_inputs
+
+    inputs = as_inputs(source, model.modality_, text=args.text_column)
+    probabilities = model.predict_proba(inputs)
     labels = model.classes_
     top = probabilities.argmax(axis=1)
-    frame = pd.DataFrame({"text": texts, "label": [labels[i] for i in top], "probability": probabilities.max(axis=1)})
+    shown = [str(i) for i in inputs]
+    column = model.modality_  # "text" or "image"
+    frame = pd.DataFrame({column: shown, "label": [labels[i] for i in top], "probability": probabilities.max(axis=1)})
     for j, name in enumerate(labels):
         frame[f"p_{name}"] = probabilities[:, j]
     if args.output:
@@ -168,8 +172,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     elif args.json:
         print(frame.to_json(orient="records", lines=True, force_ascii=False))
     else:
-        for text, label, p in zip(frame["text"], frame["label"], frame["probability"]):
-            print(f"{label}\t{p:.3f}\t{text[:100]}")
+        for shown_input, label, p in zip(frame[column], frame["label"], frame["probability"]):
+            print(f"{label}\t{p:.3f}\t{shown_input[:100]}")
     return 0
 
 
@@ -236,14 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser(
         "predict",
-        help="predict labels for texts or a file",
+        help="predict labels for texts, images or a file",
         formatter_class=fmt,
         epilog='examples:\n  transferkit predict runs/demo "what a great film" "awful"\n'
         "  transferkit predict runs/demo --data new.csv --output preds.csv",
     )
     pr.add_argument("run", help="run directory written by `transferkit fit`")
-    pr.add_argument("texts", nargs="*", help="texts to classify")
-    pr.add_argument("--data", help="file of texts to classify (instead of texts on the command line)")
+    pr.add_argument("inputs", nargs="*", help="texts (text models) or image paths (image models) to classify")
+    pr.add_argument("--data", help="file of inputs, or a folder of images, to classify")
     pr.add_argument("--text-column", help="text column of --data (guessed when obvious)")
     pr.add_argument("--output", help="write predictions to this .csv or .parquet file")
     pr.add_argument("--json", action="store_true", help="print JSON lines instead of a table")

@@ -39,8 +39,12 @@ def _raise_if(problems: list[str], section: str) -> None:
 class DataConfig:
     text_column: str | None = None  # None: guessed from common names (text, sentence, review, ...)
     label_column: str | None = None  # None: guessed from common names (label, labels, class, ...)
+    image_column: str | None = None  # column of image paths (relative to the data file); None: guessed
     val_fraction: float = 0.1  # held out of train (stratified) for early stopping when no val data is given
     max_train_rows: int | None = None  # stratified subsample of train, for quick runs; None keeps all
+    skip_bad_files: bool = False  # images that cannot be decoded: skip and count them instead of stopping
+    allow_outside_paths: bool = False  # let image paths in a data file point outside that file's folder
+    augment: bool = True  # images: random-resized-crop, flip and RandAugment while training (never for eval/cache)
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -55,7 +59,10 @@ class DataConfig:
 
 @dataclass
 class BackboneConfig:
-    backbone: str = "minilm"  # registry name (see `transferkit backbones`), local model dir, or hub id
+    backbone: str | None = (
+        None  # registry name (`transferkit backbones`), timm:<arch>, model dir or hub id; None: by data
+    )
+    weights: str | None = None  # weights file (.safetensors, or .pth loaded weights-only) for timm:<arch> backbones
     pooling: str | None = (
         None  # "mean" or "cls"; None: what the model was trained with (mean for sentence-transformers)
     )

@@ -13,12 +13,39 @@ from transferkit.registry import Registry, closest_match_hint
 BACKBONES: Registry = Registry("backbone", BackboneError)
 
 
+DEFAULT_BACKBONES = {"text": "minilm", "image": "efficientnet-lite0"}  # used when no backbone is named
+TEXT_OPTIONS = ("pooling", "max_length")
+IMAGE_OPTIONS = ("augment",)
+
+
+def _pick(options: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k in keys and v is not None}
+
+
 @BACKBONES.register("minilm", "all-MiniLM-L6-v2 text encoder (22.7M params, 384-d, mean pooling); embedded, offline")
 def _minilm(**options: Any):
     from transferkit.backbones.embedded import minilm_dir
     from transferkit.backbones.hf_text import HFTextBackbone
 
-    return HFTextBackbone.from_pretrained(minilm_dir(), name="minilm", **options)
+    return HFTextBackbone.from_pretrained(minilm_dir(), name="minilm", **_pick(options, TEXT_OPTIONS))
+
+
+@BACKBONES.register(
+    "efficientnet-lite0", "EfficientNet-Lite0 ImageNet-1k (4.7M params, 1280-d, 224 px); embedded, offline"
+)
+def _efficientnet_lite0(**options: Any):
+    from transferkit.backbones.embedded import efficientnet_lite0_weights
+    from transferkit.backbones.timm_vision import TimmBackbone
+
+    # The package's state dict (lukemelas' EfficientNet layout) maps one-to-one, in order, onto timm's
+    # TF-padded variant; the non-tf variant gives different outputs.
+    return TimmBackbone.create(
+        "tf_efficientnet_lite0",
+        weights=efficientnet_lite0_weights(),
+        remap_in_order=True,
+        name="efficientnet-lite0",
+        **_pick(options, IMAGE_OPTIONS),
+    )
 
 
 @BACKBONES.register("tiny-bert", "2-layer random-init BERT (for tests; learns nothing useful)")
@@ -26,7 +53,21 @@ def _tiny_bert(**options: Any):
     from transferkit.backbones.hf_text import HFTextBackbone
     from transferkit.backbones.testing import tiny_bert_dir
 
-    return HFTextBackbone.from_pretrained(tiny_bert_dir(), name="tiny-bert", **options)
+    return HFTextBackbone.from_pretrained(tiny_bert_dir(), name="tiny-bert", **_pick(options, TEXT_OPTIONS))
+
+
+@BACKBONES.register("tiny-efficientnet", "timm's test_efficientnet, random init, 64 px (for tests)")
+def _tiny_efficientnet(**options: Any):
+    from transferkit.backbones.testing import tiny_efficientnet_state
+    from transferkit.backbones.timm_vision import TimmBackbone
+
+    return TimmBackbone.create(
+        "test_efficientnet",
+        state_dict=tiny_efficientnet_state(),
+        name="tiny-efficientnet",
+        pretrained_cfg_overlay={"input_size": (3, 64, 64)},
+        **_pick(options, IMAGE_OPTIONS),
+    )
 
 
 _TEMPLATES: OrderedDict[tuple, Any] = OrderedDict()
@@ -59,6 +100,15 @@ def _load_backbone(name: str, **options: Any):
 
     if name in BACKBONES:
         return BACKBONES.get(name)(**options)
+    if name.startswith("timm:"):
+        from transferkit.backbones.timm_vision import TimmBackbone
+
+        weights = options.get("weights")
+        if weights is None:
+            raise BackboneError(
+                f"{name!r} needs a local weights file: pass --weights path.safetensors (or .pth). Nothing is downloaded."
+            )
+        return TimmBackbone.create(name[5:], weights=weights, name=name, **_pick(options, IMAGE_OPTIONS))
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -66,21 +116,22 @@ def _load_backbone(name: str, **options: Any):
                 f"Directory {name!r} has no config.json, so it is not a Hugging Face model directory. "
                 "Point --backbone at the folder that holds config.json and the weights."
             )
-        return HFTextBackbone.from_pretrained(path, name=str(path.resolve()), **options)
+        return HFTextBackbone.from_pretrained(path, name=str(path.resolve()), **_pick(options, TEXT_OPTIONS))
     if "/" in name and not name.startswith((".", "/", "~")) and name.count("/") == 1:
-        return HFTextBackbone.from_pretrained(name, **options)  # hub id; fails clearly when offline
+        return HFTextBackbone.from_pretrained(name, **_pick(options, TEXT_OPTIONS))  # hub id; fails clearly offline
     raise BackboneError(
         f"Unknown backbone {name!r}: not a registered name and not an existing directory."
         f"{closest_match_hint(name, BACKBONES.names())} Available: {', '.join(BACKBONES.names())} "
-        "(see `transferkit backbones`), a local model directory, or a Hugging Face hub id when online."
+        "(see `transferkit backbones`), timm:<arch> with --weights, a local model directory, or a hub id when online."
     )
 
 
 def rebuild_backbone(directory: Path, spec: dict[str, Any]):
     """Rebuild a backbone's architecture from an artifact's saved files (weights are loaded afterwards)."""
     from transferkit.backbones.hf_text import HFTextBackbone
+    from transferkit.backbones.timm_vision import TimmBackbone
 
-    sources = {HFTextBackbone.source: HFTextBackbone.from_files}
+    sources = {HFTextBackbone.source: HFTextBackbone.from_files, TimmBackbone.source: TimmBackbone.from_files}
     if spec.get("source") not in sources:
         raise BackboneError(f"This artifact's backbone source {spec.get('source')!r} is not supported by this version.")
     return sources[spec["source"]](directory, spec)

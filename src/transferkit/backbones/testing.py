@@ -58,3 +58,19 @@ def tiny_bert_dir(seed: int = 0) -> Path:
     (directory / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
     _DIRS[seed] = directory
     return directory
+
+
+_TINY_EFFICIENTNET: dict = {}
+
+
+def tiny_efficientnet_state(seed: int = 0) -> dict:
+    """Random weights for timm's test_efficientnet, the same in every process (the caller's RNG untouched)."""
+    if seed not in _TINY_EFFICIENTNET:
+        import timm
+        import torch
+
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = timm.create_model("test_efficientnet", pretrained=False, num_classes=0)
+        _TINY_EFFICIENTNET[seed] = {k: v.clone() for k, v in model.state_dict().items()}
+    return _TINY_EFFICIENTNET[seed]

@@ -1,4 +1,4 @@
-"""ExampleSet: texts with their labels, built from any supported source and checked before training."""
+"""ExampleSet: inputs (texts or images) with their labels, built from any supported source and checked."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from transferkit.errors import DataError
 from transferkit.registry import closest_match_hint
 
 TEXT_COLUMNS = ("text", "sentence", "sentences", "review", "content", "document", "body", "utterance", "input")
+IMAGE_COLUMNS = ("image", "image_path", "img", "path", "file", "filename", "filepath")
 LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "rating", "sentiment", "y")
 _INT = re.compile(r"^-?\d+$")
 
@@ -22,18 +23,22 @@ _INT = re.compile(r"^-?\d+$")
 class ExampleSet:
     """Inputs and (optionally) labels, with a description of where they came from for error messages."""
 
-    texts: list[str]
+    inputs: list[Any]  # strings for text; paths, PIL images or arrays for images
     labels: list[Any] | None
     source: str
+    modality: str = "text"
+    skipped: list[str] = field(default_factory=list)  # unreadable files left out (with --skip-bad-files)
 
     def __len__(self) -> int:
-        return len(self.texts)
+        return len(self.inputs)
 
     def fingerprint(self) -> str:
         """Content hash of inputs and labels: the same data gives the same fingerprint."""
+        from transferkit.data.images import item_digest
+
         digest = hashlib.sha256()
-        for i, text in enumerate(self.texts):
-            digest.update(text.encode("utf-8"))
+        for i, item in enumerate(self.inputs):
+            digest.update(item.encode("utf-8") if self.modality == "text" else item_digest(item))
             digest.update(b"\x1f")
             if self.labels is not None:
                 digest.update(json.dumps(self.labels[i]).encode())
@@ -42,7 +47,7 @@ class ExampleSet:
 
     def subset(self, indices: Sequence[int]) -> ExampleSet:
         labels = None if self.labels is None else [self.labels[i] for i in indices]
-        return ExampleSet([self.texts[i] for i in indices], labels, self.source)
+        return ExampleSet([self.inputs[i] for i in indices], labels, self.source, self.modality)
 
     def class_counts(self) -> dict[Any, int]:
         counts: dict[Any, int] = {}
@@ -109,68 +114,140 @@ def _check_texts(texts: list[Any], source: str) -> list[str]:
     return texts
 
 
-def _from_frame(frame, text: str | None, label: str | None, need_labels: bool, source: str) -> ExampleSet:
+@dataclass
+class LoadOptions:
+    """How to read a data source: which columns, and what to do with bad image files."""
+
+    text: str | None = None  # text column (guessed when None)
+    label: str | None = None  # label column (guessed when None)
+    image: str | None = None  # image-path column (guessed when None)
+    need_labels: bool = True
+    skip_bad_files: bool = False
+    allow_outside_paths: bool = False
+    modality: str | None = None  # "text" or "image" when the caller knows (e.g. the model's), else detected
+
+
+def _labels_from(frame, columns: list[str], input_col: str, options: LoadOptions, source: str) -> list[Any] | None:
+    rest = [c for c in columns if c != input_col]
+    if not (options.need_labels or options.label is not None or any(c.lower() in LABEL_COLUMNS for c in rest)):
+        return None
+    try:
+        label_col = _pick_column(rest, options.label, LABEL_COLUMNS, "label", "--label-column / label=")
+    except DataError:
+        if options.need_labels or options.label is not None:
+            raise
+        return None
+    return _clean_labels(frame[label_col].tolist(), source)
+
+
+def _image_column(frame, columns: list[str], options: LoadOptions) -> str | None:
+    if options.image is not None:
+        return _pick_column(columns, options.image, IMAGE_COLUMNS, "image path", "--image-column / image=")
+    if options.text is not None or options.modality == "text":
+        return None
+    from transferkit.data.images import is_image_path
+
+    for column in columns:
+        values = frame[column].head(20).tolist()
+        if column.lower() in IMAGE_COLUMNS or (values and all(is_image_path(v) for v in values)):
+            return column
+    return None
+
+
+def _from_frame(frame, options: LoadOptions, source: str, base: Path | None = None) -> ExampleSet:
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
-    text_col = _pick_column(columns, text, TEXT_COLUMNS, "text", "--text-column / text=")
-    labels = None
-    if need_labels or label is not None or any(c.lower() in LABEL_COLUMNS for c in columns if c != text_col):
-        try:
-            label_col = _pick_column(
-                [c for c in columns if c != text_col], label, LABEL_COLUMNS, "label", "--label-column / label="
-            )
-            labels = _clean_labels(frame[label_col].tolist(), source)
-        except DataError:
-            if need_labels or label is not None:
-                raise
+    image_col = _image_column(frame, columns, options)
+    if image_col is not None:
+        from transferkit.data.images import resolve_paths
+
+        labels = _labels_from(frame, columns, image_col, options, source)
+        paths = resolve_paths(frame[image_col].tolist(), base or Path.cwd(), options.allow_outside_paths, source)
+        return _image_set(paths, labels, source, options)
+    text_col = _pick_column(columns, options.text, TEXT_COLUMNS, "text", "--text-column / text=")
+    labels = _labels_from(frame, columns, text_col, options, source)
     return ExampleSet(_check_texts(frame[text_col].tolist(), source), labels, source)
 
 
-def _from_hf_dataset(dataset, text: str | None, label: str | None, need_labels: bool) -> ExampleSet:
-    frame = dataset.to_pandas()
+def _image_set(inputs: list[Any], labels: list[Any] | None, source: str, options: LoadOptions) -> ExampleSet:
+    from transferkit.data.images import check_images
+
+    inputs, labels, bad = check_images(inputs, labels, options.skip_bad_files)
+    return ExampleSet(inputs, labels, source, "image", bad)
+
+
+def _from_hf_dataset(dataset, options: LoadOptions) -> ExampleSet:
+    import datasets
+
+    source = "the Hugging Face dataset"
+    image_cols = [n for n, f in dataset.features.items() if isinstance(f, datasets.Image)]
+    frame = dataset.remove_columns(image_cols).to_pandas() if image_cols else dataset.to_pandas()
     for name, feature in dataset.features.items():
         names = getattr(feature, "names", None)  # ClassLabel: integer ids -> class names
         if names is not None:
             frame[name] = [names[i] if i is not None and i >= 0 else None for i in frame[name]]
-    return _from_frame(frame, text, label, need_labels, "the Hugging Face dataset")
+    if image_cols:
+        column = options.image or image_cols[0]
+        labels = _labels_from(frame, list(frame.columns), column, options, source)
+        return _image_set(list(dataset[column]), labels, source, options)
+    return _from_frame(frame, options, source)
 
 
-def load_examples(
-    data: Any,
-    labels: Sequence[Any] | None = None,
-    *,
-    text: str | None = None,
-    label: str | None = None,
-    need_labels: bool = True,
-) -> ExampleSet:
-    """Build an ExampleSet from a file path, DataFrame, `datasets.Dataset`, or a list of strings (+ labels)."""
+def _from_directory(directory: Path, options: LoadOptions) -> ExampleSet:
+    from transferkit.data.images import folder_examples
+
+    paths, labels = folder_examples(directory)
+    return _image_set(paths, labels, f"{str(directory)!r}", options)
+
+
+def _from_sequence(data: Sequence[Any], labels: Sequence[Any] | None, options: LoadOptions) -> ExampleSet:
+    from transferkit.data.images import is_image_object, is_image_path
+
+    inputs = list(data)
+    if not inputs:
+        raise DataError("No examples were given (the list is empty). Pass at least two labelled examples.")
+    if labels is None and options.need_labels:
+        raise DataError("Labels are missing: pass them as the second argument, e.g. fit(inputs, labels).")
+    if labels is not None:
+        labels = list(labels)
+        if len(labels) != len(inputs):
+            raise DataError(f"Got {len(inputs)} inputs but {len(labels)} labels; pass one label per input.")
+        labels = _clean_labels(labels, "the labels")
+    images = (
+        options.modality == "image"
+        or is_image_object(inputs[0])
+        or (options.modality is None and all(is_image_path(v) and Path(v).is_file() for v in inputs))
+    )
+    if images:
+        return _image_set(inputs, labels, "the inputs", options)
+    return ExampleSet(_check_texts(inputs, "the inputs"), labels, "the inputs")
+
+
+def load_examples(data: Any, labels: Sequence[Any] | None = None, **options: Any) -> ExampleSet:
+    """Build an ExampleSet from a file, an image folder, a DataFrame, a `datasets.Dataset`, or a list (+ labels).
+
+    Keyword options are those of `LoadOptions` (text=, label=, image=, need_labels=, skip_bad_files=, ...).
+    """
     import pandas as pd
 
+    opts = LoadOptions(**options)
     if isinstance(data, ExampleSet):
         return data
-    if isinstance(data, (str, Path)):  # a path; a single text to predict goes through `as_texts`
+    if isinstance(data, (str, Path)) and Path(data).is_dir():
+        return _from_directory(Path(data), opts)
+    if isinstance(data, (str, Path)):
         from transferkit.data.tables import read_table
 
-        return _from_frame(read_table(data), text, label, need_labels, f"{str(data)!r}")
+        return _from_frame(read_table(data), opts, f"{str(data)!r}", base=Path(data).parent)
     if isinstance(data, pd.DataFrame):
         if len(data) == 0:
             raise DataError("The DataFrame has no rows. Pass labelled examples.")
-        return _from_frame(data.copy(), text, label, need_labels, "the DataFrame")
+        return _from_frame(data.copy(), opts, "the DataFrame")
     if hasattr(data, "to_pandas") and hasattr(data, "features"):
-        return _from_hf_dataset(data, text, label, need_labels)
+        return _from_hf_dataset(data, opts)
     if not isinstance(data, (list, tuple)) and not hasattr(data, "__array__"):
         raise DataError(
-            f"Cannot use data of type {type(data).__name__}. Pass a file path (.csv/.tsv/.jsonl/.parquet), a pandas "
-            "DataFrame, a datasets.Dataset, or a list of strings with a list of labels."
+            f"Cannot use data of type {type(data).__name__}. Pass a file path (.csv/.tsv/.jsonl/.parquet), an image "
+            "folder, a pandas DataFrame, a datasets.Dataset, or a list of texts/images with a list of labels."
         )
-    texts = list(data)
-    if not texts:
-        raise DataError("No examples were given (the list is empty). Pass at least two labelled examples.")
-    if labels is None:
-        if need_labels:
-            raise DataError("Labels are missing: pass them as the second argument, e.g. fit(texts, labels).")
-        return ExampleSet(_check_texts(texts, "the inputs"), None, "the inputs")
-    labels = list(labels)
-    if len(labels) != len(texts):
-        raise DataError(f"Got {len(texts)} texts but {len(labels)} labels; pass one label per text.")
-    return ExampleSet(_check_texts(texts, "the inputs"), _clean_labels(labels, "the labels"), "the inputs")
+    return _from_sequence(data, labels, opts)

@@ -83,7 +83,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def save_artifact(
-    directory: str | Path, model, manifest: dict[str, Any], overwrite: bool = False, hf_export=None
+    directory: str | Path, model, manifest: dict[str, Any], overwrite: bool = False, native_export=None
 ) -> Path:
     """Write everything to a sibling temp dir, then rename into place: a failure leaves no half artifact."""
     from safetensors.torch import save_file
@@ -98,8 +98,8 @@ def save_artifact(
         (tmp / BACKBONE_DIR).mkdir()
         model.backbone.save_files(tmp / BACKBONE_DIR)
         manifest = {"format_version": FORMAT_VERSION, **manifest}
-        if hf_export is not None:
-            manifest["hf_export"] = hf_export(model, tmp)
+        if native_export is not None:
+            manifest["native_export"] = native_export(model, tmp)
         _write_json(tmp / MANIFEST, manifest)
         _replace(tmp, directory)
     except BaseException:

@@ -44,6 +44,7 @@ def backbone_key(backbone) -> str:
 
 
 def item_digest(item: Any) -> bytes:
+    """Hash of an encoded item (token ids, a tensor); backbones with other items bring their own `item_digest`."""
     if isinstance(item, torch.Tensor):
         raw = item.detach().cpu().contiguous().numpy().tobytes()
     else:
@@ -90,10 +91,10 @@ class FeatureCache:
         os.replace(tmp, self.directory / name)
 
     def features(
-        self, items: Sequence[Any], compute: Callable[[list[int]], torch.Tensor]
+        self, items: Sequence[Any], compute: Callable[[list[int]], torch.Tensor], digest=item_digest
     ) -> tuple[torch.Tensor, CacheStats]:
         """Features for all items: cached rows are read, the rest computed by `compute(indices)` and stored."""
-        digests = [item_digest(item) for item in items]
+        digests = [digest(item) for item in items]
         known = self._index()
         missing = sorted({digests[i]: i for i in range(len(items)) if digests[i] not in known}.values())
         if missing:

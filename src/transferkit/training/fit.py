@@ -15,7 +15,7 @@ from transferkit.errors import DataError
 
 MIN_ROWS_FOR_AUTO_VAL = 20  # below this, holding out validation rows costs more than early stopping gains
 HEAD_ONLY_PATIENCE_FACTOR = 3  # head-only epochs are short and their validation scores noisy: wait longer
-CHECK_TEXTS = 16  # validation texts kept to check exports against the trained model
+CHECK_INPUTS = 16  # validation inputs kept to check exports against the trained model
 
 
 @dataclass
@@ -60,15 +60,21 @@ def _split_data(
     return train, None, "none"
 
 
-def build_model(config: RunConfig, num_classes: int):
-    """Backbone + new head (+ the strategy's structural changes, e.g. adapters)."""
-    from transferkit.backbones import build_backbone
+def build_model(config: RunConfig, num_classes: int, modality: str = "text"):
+    """Backbone (the default for the data's modality unless named) + new head + the strategy's changes."""
+    from transferkit.backbones import DEFAULT_BACKBONES, build_backbone
     from transferkit.heads import build_head
     from transferkit.model import TransferModel
     from transferkit.strategies import build_strategy
 
     bc = config.backbone
-    backbone = build_backbone(bc.backbone, pooling=bc.pooling, max_length=bc.max_length)
+    backbone = build_backbone(
+        bc.backbone or DEFAULT_BACKBONES[modality],
+        pooling=bc.pooling,
+        max_length=bc.max_length,
+        weights=bc.weights,
+        augment=config.data.augment,
+    )
     model = TransferModel(backbone, build_head(config.head, backbone.num_features, num_classes))
     strategy = build_strategy(config.strategy.strategy)
     strategy.setup(model, config)
@@ -106,7 +112,8 @@ class FeatureSource:
         if self.cache is None:
             features = compute(list(range(len(batches.items))))
         else:
-            features, stats = self.cache.features(batches.items, compute)
+            digest = getattr(self.backbone, "item_digest", None)
+            features, stats = self.cache.features(batches.items, compute, *([digest] if digest else []))
             self.stats["hits"] += stats.hits
             self.stats["computed"] += stats.computed
         return Batches(list(features), batches.labels, torch.stack, [1] * len(features))
@@ -124,13 +131,13 @@ class RunData:
     val_batches: Any  # validation Batches or None
 
 
-def _encode(backbone, examples: ExampleSet, index: dict[Any, int]):
+def _encode(backbone, examples: ExampleSet, index: dict[Any, int], training: bool = False):
     from transferkit.training.loop import Batches
 
-    items = backbone.encode(examples.texts)
-    return Batches(
-        items, [index[y] for y in examples.labels], backbone.collate, [backbone.item_length(i) for i in items]
-    )
+    items = backbone.encode(examples.inputs)
+    lengths = [backbone.item_length(i) for i in items]
+    augmenting = getattr(backbone, "train_collate", None) if training else None
+    return Batches(items, [index[y] for y in examples.labels], backbone.collate, lengths, augmenting)
 
 
 def _parameter_counts(model, phase) -> dict[str, Any]:
@@ -189,6 +196,7 @@ def _describe(config: RunConfig, model, strategy, phases, results, counts, run: 
     train, val = run.train, run.val
     return {
         "task": "classification",
+        "modality": train.modality,
         "backbone": model.backbone.spec(),
         "strategy": config.strategy.strategy,
         "strategy_info": strategy.artifact_info(model, config),
@@ -213,13 +221,14 @@ def _describe(config: RunConfig, model, strategy, phases, results, counts, run: 
             "val_rows": len(val) if val is not None else 0,
             "val_source": run.val_source,
             "val_fingerprint": val.fingerprint() if val is not None else None,
+            "skipped_files": train.skipped + (val.skipped if val is not None else []),
         },
         "seed": config.train.seed,
         "packages": package_versions(),
         "hardware": hardware(),
         "command": command_line(),
         "created": now_iso(),
-        "check_texts": (val or train).texts[:CHECK_TEXTS],
+        "check_inputs": (val or train).inputs[:CHECK_INPUTS],
     }
 
 
@@ -243,14 +252,17 @@ def fit_run(
     if val is not None:
         check_known_labels(val, labels)
     set_seed(config.train.seed)
-    model, strategy = build_model(config, len(labels))
+    model, strategy = build_model(config, len(labels), train.modality)
     index = {label: i for i, label in enumerate(labels)}
+    skipped = train.skipped + (val.skipped if val is not None else [])
+    if skipped and log:
+        log(f"skipped {len(skipped)} unreadable file(s) (--skip-bad-files); first: {skipped[0]}")
     run = RunData(
         labels,
         train,
         val,
         val_source,
-        _encode(model.backbone, train, index),
+        _encode(model.backbone, train, index, training=True),
         _encode(model.backbone, val, index) if val is not None else None,
     )
     accelerator = Accelerator(

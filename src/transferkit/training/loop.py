@@ -33,6 +33,7 @@ class Batches:
     labels: Sequence[int]
     collate: Callable[[list[Any]], Any]
     lengths: Sequence[int]
+    train_collate: Callable[[list[Any]], Any] | None = None  # with training-time augmentation, when it differs
 
 
 @dataclass
@@ -98,7 +99,7 @@ def train_loop(
     loader = torch.utils.data.DataLoader(
         ItemDataset(data.items, data.labels),
         batch_sampler=batches,
-        collate_fn=labelled_collate(data.collate),
+        collate_fn=labelled_collate(data.train_collate or data.collate),
         generator=torch.Generator().manual_seed(train.seed),  # keeps the global RNG for dropout alone
     )
     total_steps = math.ceil(len(batches) / train.grad_accum_steps) * epochs

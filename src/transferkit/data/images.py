@@ -1,0 +1,148 @@
+"""Images: class folders and path columns, decoding to RGB, and clear handling of bad files.
+
+Imports Pillow and NumPy only. Decoding honours EXIF orientation and converts grayscale, palette, RGBA
+(composited on white) and 16-bit images to 8-bit RGB. Pillow's decompression-bomb guard stays on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from transferkit.errors import DataError, DataFileError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+SPLIT_NAMES = ("train", "val", "valid", "validation", "test")
+
+
+def is_image_path(value: Any) -> bool:
+    return isinstance(value, (str, Path)) and str(value).lower().endswith(IMAGE_SUFFIXES)
+
+
+def is_image_object(value: Any) -> bool:
+    """A PIL image or a 2-D/3-D NumPy array (one image)."""
+    import numpy as np
+    from PIL import Image
+
+    return isinstance(value, Image.Image) or (isinstance(value, np.ndarray) and value.ndim in (2, 3))
+
+
+def to_rgb(image) -> Any:
+    """Any PIL image -> 8-bit RGB, orientation fixed."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = array.max() or 1.0
+        image = Image.fromarray((array * (255.0 / peak)).clip(0, 255).astype(np.uint8))
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA"):
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def read_image(item: Any):
+    """A path, PIL image or array (HxW or HxWxC, uint8) -> RGB PIL image."""
+    import numpy as np
+    from PIL import Image
+
+    if isinstance(item, (str, Path)):
+        with Image.open(item) as opened:
+            opened.load()
+            return to_rgb(opened)
+    if isinstance(item, Image.Image):
+        return to_rgb(item)
+    array = np.asarray(item)
+    if array.dtype != np.uint8:
+        array = (array.astype(np.float64) * (255.0 if array.max() <= 1.0 else 1.0)).clip(0, 255).astype(np.uint8)
+    if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3, 4):
+        array = array.transpose(1, 2, 0)  # CHW -> HWC
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    return to_rgb(Image.fromarray(array))
+
+
+def item_digest(item: Any) -> bytes:
+    """Content hash of an image input: the file's bytes for a path, the pixels otherwise."""
+    import numpy as np
+
+    if isinstance(item, (str, Path)):
+        return hashlib.blake2b(Path(item).read_bytes(), digest_size=16).digest()
+    array = np.asarray(read_image(item))
+    return hashlib.blake2b(array.tobytes() + str(array.shape).encode(), digest_size=16).digest()
+
+
+def check_images(paths: Sequence[Any], labels: list | None, skip_bad: bool) -> tuple[list[Any], list | None, list[str]]:
+    """Decode every image once. Bad ones raise an error naming the file, or are dropped (and listed) with skip_bad."""
+    from PIL import Image
+
+    keep_inputs, keep_labels, bad = [], [] if labels is not None else None, []
+    for i, item in enumerate(paths):
+        try:
+            read_image(item)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            where = str(item) if isinstance(item, (str, Path)) else f"image #{i + 1}"
+            if not skip_bad:
+                raise DataFileError(
+                    f"Cannot read image {where!r}: {exc}. Fix or remove the file, or pass --skip-bad-files to skip "
+                    "unreadable images (they are counted in the log)."
+                ) from None
+            bad.append(f"{where}: {exc}")
+            continue
+        keep_inputs.append(item)
+        if keep_labels is not None:
+            keep_labels.append(labels[i])
+    if not keep_inputs:
+        raise DataError(f"None of the {len(paths)} images could be read (first problem: {bad[0]}).")
+    return keep_inputs, keep_labels, bad
+
+
+def folder_examples(directory: Path) -> tuple[list[str], list[str]]:
+    """`directory/<class>/*.png|jpg|...` -> (paths, class names). Empty class folders are an error."""
+    classes = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataFileError(
+            f"{str(directory)!r} has no class folders. Image data is a folder per class: "
+            f"{directory}/<class>/*.png (or .jpg, .webp, ...)."
+        )
+    paths, labels, empty = [], [], []
+    for class_dir in classes:
+        files = sorted(
+            str(p) for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        )
+        if not files:
+            empty.append(class_dir.name)
+        paths += files
+        labels += [class_dir.name] * len(files)
+    if empty:
+        raise DataError(
+            f"Class folder(s) {', '.join(map(repr, empty))} in {str(directory)!r} hold no images "
+            f"({', '.join(IMAGE_SUFFIXES)}). Add images or remove the folder."
+        )
+    return paths, labels
+
+
+def resolve_paths(values: Sequence[Any], base: Path, allow_outside: bool, source: str) -> list[str]:
+    """Paths from a data file, relative to that file's folder; none may escape it unless allowed."""
+    resolved, root = [], base.resolve()
+    for row, value in enumerate(values, start=1):
+        if not isinstance(value, str) or not value.strip():
+            raise DataError(f"{source}: row {row} has no image path. Fill it in or drop the row.")
+        path = (base / value).resolve()
+        if not allow_outside and os.path.commonpath([root, path]) != str(root):
+            raise DataError(
+                f"{source}: row {row} points outside the data folder ({value!r} -> {path}). Move the image under "
+                f"{root}, or pass --allow-outside-paths if that is intended."
+            )
+        if not path.is_file():
+            raise DataFileError(f"{source}: row {row}: image {str(path)!r} does not exist.")
+        resolved.append(str(path))
+    return resolved
