@@ -199,3 +199,16 @@ def test_freeze_rejects_more_blocks_than_the_backbone_has():
 
     with pytest.raises(ConfigError, match="trainable_blocks=9 but this backbone has 3 blocks"):
         _fit("freeze", {"trainable_blocks": 9})
+
+
+def test_probe_evaluation_reads_features_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path))
+    model = _fit("probe", {})
+    test = toy_sentiment(40, seed=1)
+    first = model.evaluate(*test)
+    calls = []
+    original = model.model_.backbone.forward_features
+    monkeypatch.setattr(model.model_.backbone, "forward_features", lambda batch: calls.append(1) or original(batch))
+    again = model.evaluate(*test)
+    assert calls == [] and again["accuracy"] == first["accuracy"]
+    assert np.allclose(model.predict_proba(test[0]), model._probabilities(test[0], cached=True), atol=1e-6)

@@ -134,7 +134,8 @@ class FineTuner:
         options = self._load_options(self.config_, text=text)
         return self._probabilities(as_inputs(inputs, self.modality_, **options), batch_size)
 
-    def _probabilities(self, inputs: list[Any], batch_size: int | None = None):
+    def _probabilities(self, inputs: list[Any], batch_size: int | None = None, cached: bool = False):
+        """Probabilities; with `cached` and a frozen backbone (probe), features come from the feature cache."""
         import torch
 
         from transferkit.training.inference import run_batched
@@ -142,6 +143,17 @@ class FineTuner:
         backbone = self.model_.backbone
         items = backbone.encode(inputs)
         self.model_.eval()
+        if cached and self.config_.strategy.strategy == "probe" and self.config_.train.feature_cache:
+            from transferkit.training.fit import FeatureSource
+            from transferkit.training.loop import Batches
+
+            lengths = [backbone.item_length(i) for i in items]
+            features = FeatureSource(self.config_, backbone, self.device_, None)(
+                Batches(items, [0] * len(items), backbone.collate, lengths), "evaluation"
+            )
+            with torch.inference_mode():
+                logits = self.model_.head(torch.stack(list(features.items)).to(self.device_)).float().cpu()
+            return torch.softmax(logits, dim=-1).numpy()
         logits = run_batched(
             self.model_,
             items,
@@ -174,7 +186,7 @@ class FineTuner:
         examples = load_examples(data, labels, modality=self.modality_, **options)
         check_known_labels(examples, self.labels_)
         index = {name: i for i, name in enumerate(self.labels_)}
-        predicted = self._probabilities(examples.inputs).argmax(axis=1).tolist()
+        predicted = self._probabilities(examples.inputs, cached=True).argmax(axis=1).tolist()  # eval sets recur
         metrics = classification_metrics(
             [index[y] for y in examples.labels], predicted, len(self.labels_), self.labels_
         )
