@@ -66,7 +66,9 @@ def draw(labels, per_class: int, seed: int) -> list[int]:
 
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels)
-    return sorted(int(i) for c in np.unique(labels) for i in rng.choice(np.flatnonzero(labels == c), per_class, replace=False))
+    return sorted(
+        int(i) for c in np.unique(labels) for i in rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
+    )
 
 
 def pixels_lr(train, test, index) -> float:
@@ -93,7 +95,9 @@ def random_init_weights() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--finetune", action="store_true", help="also lp-ft / full / full from random init at 10 per class")
+    parser.add_argument(
+        "--finetune", action="store_true", help="also lp-ft / full / full from random init at 10 per class"
+    )
     args = parser.parse_args()
     os.environ.setdefault("TRANSFERKIT_CACHE", tempfile.mkdtemp(prefix="transferkit-bench-images-"))
     import transferkit as tk
@@ -106,7 +110,9 @@ def main() -> None:
     finetune = {
         "lp-ft": dict(strategy="lp-ft", epochs=5),
         "full": dict(strategy="full", epochs=5),
-        "full (random init)": dict(strategy="full", epochs=5, backbone="timm:tf_efficientnet_lite0", weights=random_weights, lr=1e-3),
+        "full (random init)": dict(
+            strategy="full", epochs=5, backbone="timm:tf_efficientnet_lite0", weights=random_weights, lr=1e-3
+        ),
     }
     rows = []
     for name, loader in (("MNIST", mnist), ("Fashion-MNIST", fashion_mnist)):
@@ -120,13 +126,26 @@ def main() -> None:
                 scores["pixels + LR"].append(pixels_lr(train, test, index))
                 for method, params in chosen.items():
                     started = time.perf_counter()
-                    model = tk.FineTuner(seed=seed, **params).fit([train[0][i] for i in index], [train[1][i] for i in index], verbose=False)
+                    model = tk.FineTuner(seed=seed, **params).fit(
+                        [train[0][i] for i in index], [train[1][i] for i in index], verbose=False
+                    )
                     scores.setdefault(method, []).append(model.score(test[0], test[1]))
                     times[method] = times.get(method, 0.0) + time.perf_counter() - started
-                print(f"{name} {shots}/class seed {seed}: " + ", ".join(f"{m} {s[-1]:.3f}" for m, s in scores.items()), file=sys.stderr)
+                print(
+                    f"{name} {shots}/class seed {seed}: " + ", ".join(f"{m} {s[-1]:.3f}" for m, s in scores.items()),
+                    file=sys.stderr,
+                )
             for method, values in scores.items():
-                rows.append((name, shots, method, statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0,
-                             times.get(method, 0.0) / args.seeds))
+                rows.append(
+                    (
+                        name,
+                        shots,
+                        method,
+                        statistics.mean(values),
+                        statistics.stdev(values) if len(values) > 1 else 0.0,
+                        times.get(method, 0.0) / args.seeds,
+                    )
+                )
     print(f"\n{args.seeds} seeds; test sets: MNIST 500 images, Fashion-MNIST 2,000; {os.cpu_count()} CPU cores\n")
     print("| dataset | train per class | method | accuracy (mean +- std) | fit + score time per seed (s) |")
     print("|---|---|---|---|---|")

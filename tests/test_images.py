@@ -204,3 +204,34 @@ def test_timm_arch_needs_local_weights(tmp_path):
     torch.save({"x": torch.zeros(1), "bad": object()}, tmp_path / "pickled.pth")
     with pytest.raises(BackboneError, match="weights_only"):
         build_backbone("timm:test_efficientnet", weights=str(tmp_path / "pickled.pth"))
+
+
+@pytest.fixture
+def tiny_vit_dir(tmp_path):
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    directory = tmp_path / "tiny-vit"
+    config = ViTConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
+    )
+    torch.manual_seed(0)
+    ViTModel(config).save_pretrained(directory)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(directory)
+    return directory
+
+
+def test_local_hugging_face_image_model_directory(tmp_path, image_folder, tiny_vit_dir):
+    from transformers import AutoModelForImageClassification
+
+    model = tk.FineTuner(**{**TINY_IMAGE, "backbone": str(tiny_vit_dir)}).fit(image_folder, verbose=False)
+    assert model.run_info_["backbone"]["source"] == "hf_vision"
+    test = [_picture(COLOURS["red"], 1000 + i) for i in range(4)] + [
+        _picture(COLOURS["blue"], 2000 + i) for i in range(4)
+    ]
+    assert model.score(test, ["red"] * 4 + ["blue"] * 4) >= 0.75
+    model.save(tmp_path / "run")
+    assert np.array_equal(tk.load(tmp_path / "run").predict_proba(test), model.predict_proba(test))
+    plain = AutoModelForImageClassification.from_pretrained(tmp_path / "run").eval()
+    with torch.no_grad():
+        logits = plain(pixel_values=model.model_.backbone.collate(test)["pixels"]).logits
+    assert np.allclose(logits.softmax(-1).numpy(), model.predict_proba(test), atol=1e-5)

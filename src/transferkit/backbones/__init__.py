@@ -116,6 +116,10 @@ def _load_backbone(name: str, **options: Any):
                 f"Directory {name!r} has no config.json, so it is not a Hugging Face model directory. "
                 "Point --backbone at the folder that holds config.json and the weights."
             )
+        from transferkit.backbones.hf_vision import HFVisionBackbone, is_vision_directory
+
+        if is_vision_directory(path):
+            return HFVisionBackbone.from_pretrained(path, name=str(path.resolve()), **_pick(options, IMAGE_OPTIONS))
         return HFTextBackbone.from_pretrained(path, name=str(path.resolve()), **_pick(options, TEXT_OPTIONS))
     if "/" in name and not name.startswith((".", "/", "~")) and name.count("/") == 1:
         return HFTextBackbone.from_pretrained(name, **_pick(options, TEXT_OPTIONS))  # hub id; fails clearly offline
@@ -129,9 +133,14 @@ def _load_backbone(name: str, **options: Any):
 def rebuild_backbone(directory: Path, spec: dict[str, Any]):
     """Rebuild a backbone's architecture from an artifact's saved files (weights are loaded afterwards)."""
     from transferkit.backbones.hf_text import HFTextBackbone
+    from transferkit.backbones.hf_vision import HFVisionBackbone
     from transferkit.backbones.timm_vision import TimmBackbone
 
-    sources = {HFTextBackbone.source: HFTextBackbone.from_files, TimmBackbone.source: TimmBackbone.from_files}
+    sources = {
+        HFTextBackbone.source: HFTextBackbone.from_files,
+        TimmBackbone.source: TimmBackbone.from_files,
+        HFVisionBackbone.source: HFVisionBackbone.from_files,
+    }
     if spec.get("source") not in sources:
         raise BackboneError(f"This artifact's backbone source {spec.get('source')!r} is not supported by this version.")
     return sources[spec["source"]](directory, spec)

@@ -153,3 +153,46 @@ def export_for_transformers(model, directory: Path, label_names: list[Any], chec
     hf.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return {**info, "written": True}
+
+
+def export_image_classifier(model, directory: Path, label_names: list[Any], check_inputs: list[Any]) -> dict[str, Any]:
+    """An image run as the architecture's own AutoModelForImageClassification, when the mapping is exact."""
+    from transformers import AutoModelForImageClassification
+
+    from transferkit.heads import LinearHead
+    from transferkit.strategies.lora import has_adapters
+
+    backbone, head = model.backbone, model.head
+    if not isinstance(head, LinearHead) or has_adapters(backbone):
+        return {"written": False, "reason": "needs a linear head and merged adapters"}
+    config = copy.deepcopy(backbone.model.config)
+    config.num_labels = len(label_names)
+    config.id2label = {i: str(name) for i, name in enumerate(label_names)}
+    config.label2id = {str(name): i for i, name in enumerate(label_names)}
+    try:
+        plain = AutoModelForImageClassification.from_config(config).eval()
+    except ValueError as exc:
+        return {"written": False, "reason": f"no image-classification class for this model: {exc}"}
+    base = getattr(plain, plain.base_model_prefix)
+    missing, unexpected = base.load_state_dict(backbone.model.state_dict(), strict=False)
+    unexpected = [k for k in unexpected if not k.startswith("pooler.")]  # e.g. ViT's pooler, unused by its classifier
+    classifier = getattr(plain, "classifier", None)
+    if unexpected or not isinstance(classifier, torch.nn.Linear) or classifier.in_features != head.out.in_features:
+        return {"written": False, "reason": "the classifier of this architecture does not take our features"}
+    with torch.no_grad():
+        classifier.weight.copy_(head.out.weight)
+        classifier.bias.copy_(head.out.bias)
+    batch = backbone.collate(check_inputs)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        ours = model(batch).float()
+        theirs = plain(pixel_values=batch["pixels"]).logits.float()
+    model.train(was_training)
+    diff = float((ours - theirs).abs().max())
+    info = {"architecture": type(plain).__name__, "max_abs_logit_diff": diff, "checked_examples": len(check_inputs)}
+    if diff > TOLERANCE or missing and any(not k.startswith("pooler.") for k in missing):
+        return {**info, "written": False, "reason": f"parity check failed (max |Δlogit| = {diff:.2e})"}
+    plain.save_pretrained(directory)
+    backbone.processor.save_pretrained(directory)
+    return {**info, "written": True}

@@ -17,6 +17,10 @@ def export_native(model, directory: Path, labels: list[Any], check_inputs: list[
         from transferkit.export.hf_compat import export_for_transformers
 
         return {"library": "transformers", **export_for_transformers(model, directory, labels, check_inputs)}
+    if source == "hf_vision":
+        from transferkit.export.hf_compat import export_image_classifier
+
+        return {"library": "transformers", **export_image_classifier(model, directory, labels, check_inputs)}
     if source == "timm":
         from transferkit.export.timm_compat import export_for_timm
 
