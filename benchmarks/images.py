@@ -117,10 +117,12 @@ def main() -> None:
     rows = []
     for name, loader in (("MNIST", mnist), ("Fashion-MNIST", fashion_mnist)):
         train, test = loader()
-        for shots in (10, 100):
+        for shots in (10,) if args.finetune_only else (10, 100):
             scores: dict[str, list[float]] = {"pixels + LR": []}
             times: dict[str, float] = {}
             chosen = dict(methods, **(finetune if args.finetune and shots == 10 else {}))
+            if args.finetune_only:
+                chosen = finetune
             for seed in range(args.seeds):
                 index = draw(train[1], shots, seed)
                 scores["pixels + LR"].append(pixels_lr(train, test, index))
