@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument(
         "--finetune", action="store_true", help="also lp-ft / full / full from random init at 10 per class"
     )
+    parser.add_argument("--finetune-only", action="store_true", help="only the fine-tuning methods (10 per class)")
     args = parser.parse_args()
     os.environ.setdefault("TRANSFERKIT_CACHE", tempfile.mkdtemp(prefix="transferkit-bench-images-"))
     import transferkit as tk
