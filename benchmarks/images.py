@@ -99,6 +99,7 @@ def main() -> None:
         "--finetune", action="store_true", help="also lp-ft / full / full from random init at 10 per class"
     )
     parser.add_argument("--finetune-only", action="store_true", help="only the fine-tuning methods (10 per class)")
+    parser.add_argument("--datasets", default="MNIST,Fashion-MNIST", help="comma-separated: MNIST, Fashion-MNIST")
     args = parser.parse_args()
     os.environ.setdefault("TRANSFERKIT_CACHE", tempfile.mkdtemp(prefix="transferkit-bench-images-"))
     import transferkit as tk
@@ -116,7 +117,8 @@ def main() -> None:
         ),
     }
     rows = []
-    for name, loader in (("MNIST", mnist), ("Fashion-MNIST", fashion_mnist)):
+    wanted = args.datasets.split(",")
+    for name, loader in [(n, f) for n, f in (("MNIST", mnist), ("Fashion-MNIST", fashion_mnist)) if n in wanted]:
         train, test = loader()
         for shots in (10,) if args.finetune_only else (10, 100):
             scores: dict[str, list[float]] = {"pixels + LR": []}
