@@ -142,12 +142,12 @@ class FineTuner:
 
         backbone = self.model_.backbone
         items = backbone.encode(inputs)
+        lengths = [backbone.item_length(i) for i in items]
         self.model_.eval()
         if cached and self.config_.strategy.strategy == "probe" and self.config_.train.feature_cache:
             from transferkit.training.fit import FeatureSource
             from transferkit.training.loop import Batches
 
-            lengths = [backbone.item_length(i) for i in items]
             features = FeatureSource(self.config_, backbone, self.device_, None)(
                 Batches(items, [0] * len(items), backbone.collate, lengths), "evaluation"
             )
@@ -158,7 +158,7 @@ class FineTuner:
             self.model_,
             items,
             backbone.collate,
-            [backbone.item_length(i) for i in items],
+            lengths,
             batch_size or self.config_.train.eval_batch_size,
             self.device_,
         )

@@ -28,12 +28,21 @@ class ExampleSet:
     source: str
     modality: str = "text"
     skipped: list[str] = field(default_factory=list)  # unreadable files left out (with --skip-bad-files)
+    _fingerprint: str | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.inputs)
 
     def fingerprint(self) -> str:
-        """Content hash of inputs and labels: the same data gives the same fingerprint."""
+        """Content hash of inputs and labels: the same data gives the same fingerprint.
+
+        Computed once per set: for images it reads every file, and a fit asks for it more than once.
+        """
+        if self._fingerprint is None:
+            self._fingerprint = self._content_hash()
+        return self._fingerprint
+
+    def _content_hash(self) -> str:
         from transferkit.data.images import item_digest
 
         digest = hashlib.sha256()

@@ -194,6 +194,7 @@ def _describe(config: RunConfig, model, strategy, phases, results, counts, run: 
     last = results[-1]
     best = next((row for row in last.history if row["epoch"] == last.best_epoch), None)
     train, val = run.train, run.val
+    counts_by_label = train.class_counts()
     return {
         "task": "classification",
         "modality": train.modality,
@@ -217,7 +218,7 @@ def _describe(config: RunConfig, model, strategy, phases, results, counts, run: 
         "data": {
             "train_rows": len(train),
             "train_fingerprint": train.fingerprint(),
-            "train_class_counts": [train.class_counts().get(label, 0) for label in run.labels],
+            "train_class_counts": [counts_by_label.get(label, 0) for label in run.labels],
             "val_rows": len(val) if val is not None else 0,
             "val_source": run.val_source,
             "val_fingerprint": val.fingerprint() if val is not None else None,
