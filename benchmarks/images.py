@@ -113,7 +113,12 @@ def main() -> None:
         "lp-ft": dict(strategy="lp-ft", epochs=5),
         "full": dict(strategy="full", epochs=5),
         "full (random init)": dict(
-            strategy="full", epochs=5, backbone="timm:tf_efficientnet_lite0", weights=random_weights, lr=1e-3
+            strategy="full",
+            epochs=5,
+            backbone="timm:tf_efficientnet_lite0",
+            weights=random_weights,
+            lr=1e-3,
+            batchnorm="train",  # from scratch there are no pretrained statistics to keep
         ),
     }
     rows = []

@@ -156,3 +156,13 @@ def test_strategies_command_lists_all(capsys):
     assert main(["strategies"]) == 0
     listed = capsys.readouterr().out
     assert all(name in listed for name in ("probe", "freeze", "lora", "full", "lp-ft"))
+
+
+def test_every_fit_option_explains_itself():
+    """Each config flag's help comes from its why-comment, also for fields the formatter wrapped."""
+    from transferkit.cli import build_parser
+
+    parser = build_parser()
+    fit = next(a for a in parser._subparsers._group_actions[0].choices.values() if a.prog.endswith(" fit"))
+    undocumented = [a.dest for a in fit._actions if a.option_strings and (a.help or "").startswith(" (default")]
+    assert not undocumented, f"flags without help: {undocumented}"

@@ -165,6 +165,52 @@ def test_frozen_batchnorm_statistics_do_not_change(image_folder, strategy, optio
     assert checked >= 5
 
 
+@pytest.mark.parametrize("batchnorm", ["frozen", "train"])
+def test_full_fine_tuning_keeps_batchnorm_statistics_unless_asked(image_folder, batchnorm):
+    """Small batches would overwrite the pretrained statistics: by default BatchNorm stays in inference mode."""
+    from transferkit.backbones import build_backbone
+
+    before = {k: v.clone() for k, v in build_backbone("tiny-efficientnet").model.state_dict().items() if "running" in k}
+    model = tk.FineTuner(**TINY_IMAGE, strategy="full", batchnorm=batchnorm).fit(image_folder, verbose=False)
+    after = model.model_.backbone.model.state_dict()
+    unchanged = all(torch.equal(after[k], v) for k, v in before.items())
+    assert unchanged == (batchnorm == "frozen")
+    trained = build_backbone("tiny-efficientnet").model.state_dict()
+    assert not torch.equal(after["conv_stem.weight"], trained["conv_stem.weight"])  # the weights did train
+
+
+def _small_cnn():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 1000),
+        torch.nn.Softmax(dim=1),
+    )
+
+
+def test_user_image_module_as_backbone(tmp_path, image_folder):
+    cnn = _small_cnn()
+    params = {**TINY_IMAGE, "backbone": cnn, "image_size": 32, "head_lr": 3e-2}
+    model = tk.FineTuner(**params, strategy="probe").fit(image_folder, verbose=False)
+    backbone = model.model_.backbone
+    assert backbone.source == "torch_module_image" and backbone.num_features == 8
+    assert backbone.data_config["input_size"] == [3, 32, 32]
+    assert torch.equal(backbone.model[0].weight, cnn[0].weight)
+    test = [_picture(COLOURS["red"], 1000 + i) for i in range(4)] + [
+        _picture(COLOURS["blue"], 2000 + i) for i in range(4)
+    ]
+    assert model.predict(test) == ["red"] * 4 + ["blue"] * 4
+    model.save(tmp_path / "cnn")
+    reloaded = tk.load(tmp_path / "cnn")  # a Sequential of standard layers rebuilds without the user's code
+    assert np.array_equal(reloaded.predict_proba(test), model.predict_proba(test))
+    tuned = tk.FineTuner(**{**params, "backbone": _small_cnn()}, strategy="full").fit(image_folder, verbose=False)
+    assert not torch.equal(tuned.model_.backbone.model[0].weight, cnn[0].weight)
+
+
 def test_augmentation_only_in_training(image_folder):
     from transferkit.backbones import build_backbone
 

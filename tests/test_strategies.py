@@ -197,7 +197,7 @@ def test_layer_lr_decay_gives_lower_rates_to_earlier_blocks():
 def test_freeze_rejects_more_blocks_than_the_backbone_has():
     from transferkit.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="trainable_blocks=9 but this backbone has 3 blocks"):
+    with pytest.raises(ConfigError, match="trainable_blocks=9 but this backbone has only 3 blocks"):
         _fit("freeze", {"trainable_blocks": 9})
 
 

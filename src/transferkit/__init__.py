@@ -14,11 +14,12 @@ from typing import Any
 from transferkit.errors import TransferkitError
 
 __version__ = "0.1.0"
-__all__ = ["FineTuner", "load", "list_backbones", "RunConfig", "TransferkitError", "__version__"]
+__all__ = ["FineTuner", "load", "load_examples", "list_backbones", "RunConfig", "TransferkitError", "__version__"]
 
 _LAZY = {
     "FineTuner": ("transferkit.api", "FineTuner"),
     "load": ("transferkit.api", "load"),
+    "load_examples": ("transferkit.data.examples", "load_examples"),
     "list_backbones": ("transferkit.backbones", "list_backbones"),
     "RunConfig": ("transferkit.config", "RunConfig"),
 }

@@ -25,6 +25,8 @@ def as_inputs(inputs: Any, modality: str, **options: Any) -> list[Any]:
     from transferkit.data.images import IMAGE_SUFFIXES, is_image_object
 
     options = {"need_labels": False, "modality": modality, **options}
+    if modality == "vector":
+        return _vector_inputs(inputs, options)
     if isinstance(inputs, str) or is_image_object(inputs):
         inputs = [inputs]
     if isinstance(inputs, Path) and inputs.is_dir():
@@ -32,6 +34,31 @@ def as_inputs(inputs: Any, modality: str, **options: Any) -> list[Any]:
     if isinstance(inputs, Path) or hasattr(inputs, "columns") or hasattr(inputs, "features"):
         return load_examples(inputs, **options).inputs
     return load_examples(list(inputs), **options).inputs
+
+
+def _vector_inputs(inputs: Any, options: dict[str, Any]) -> list[Any]:
+    """Rows to predict: one row (1-D), a matrix, a list of rows, a table or a .npy/.npz/CSV/Parquet file."""
+    import numpy as np
+
+    from transferkit.data.vectors import is_vector_row
+
+    if is_vector_row(inputs) and not is_vector_row(inputs[0]):
+        inputs = np.asarray(inputs, dtype=np.float32)[None, :]  # one example
+    if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], np.ndarray):
+        inputs = list(inputs)
+    return load_examples(Path(inputs) if isinstance(inputs, str) else inputs, **options).inputs
+
+
+def _module_argument(params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """A torch.nn.Module passed as `backbone` (or `module=` for a saved run of a custom class): kept out of the
+    config, which records its class name instead."""
+    module = params.pop("module", None)
+    backbone = params.get("backbone")
+    if hasattr(backbone, "named_modules") and hasattr(backbone, "state_dict"):
+        module = backbone
+        kind = type(module)
+        params["backbone"] = f"module:{kind.__module__}.{kind.__qualname__}"
+    return module, params
 
 
 def split_folders(data: Any, val: Any) -> tuple[Any, Any]:
@@ -86,7 +113,7 @@ class FineTuner:
         """
         from transferkit.training.fit import fit_run
 
-        params = dict(self.params)
+        module, params = _module_argument(dict(self.params))
         if text is not None:
             params["text_column"] = text
         if label is not None:
@@ -97,7 +124,7 @@ class FineTuner:
         train_set = load_examples(data, labels, **load_options)
         val_set = load_examples(val, val_labels, **load_options) if val is not None else None
         started = time.perf_counter()
-        run = fit_run(config, train_set, val_set, _stderr if verbose else None, checkpoint_dir, resume)
+        run = fit_run(config, train_set, val_set, _stderr if verbose else None, checkpoint_dir, resume, module)
         self.config_ = config
         self.model_ = run.model
         self.labels_ = run.labels
@@ -114,6 +141,7 @@ class FineTuner:
             "image": d.image_column,
             "skip_bad_files": d.skip_bad_files,
             "allow_outside_paths": d.allow_outside_paths,
+            "features": [c.strip() for c in d.feature_columns.split(",")] if d.feature_columns else None,
         }
         return {**options, **{k: v for k, v in overrides.items() if v is not None}}
 
@@ -128,11 +156,16 @@ class FineTuner:
                 "This FineTuner is not fitted yet: call fit(data) first, or load a saved run with transferkit.load(dir)."
             )
 
+    def read_inputs(self, inputs: Any, *, text: str | None = None) -> list[Any]:
+        """Inputs to predict, read like the training data: texts, image paths/objects or feature rows."""
+        self._check_fitted()
+        names = getattr(self.model_.backbone, "feature_names", None)  # vectors from a table: the training columns
+        options = self._load_options(self.config_, text=text, features=names)
+        return as_inputs(inputs, self.modality_, **options)
+
     def predict_proba(self, inputs: Any, *, text: str | None = None, batch_size: int | None = None):
         """Class probabilities [N, num_classes] (columns in the order of `classes_`)."""
-        self._check_fitted()
-        options = self._load_options(self.config_, text=text)
-        return self._probabilities(as_inputs(inputs, self.modality_, **options), batch_size)
+        return self._probabilities(self.read_inputs(inputs, text=text), batch_size)
 
     def _probabilities(self, inputs: list[Any], batch_size: int | None = None, cached: bool = False):
         """Probabilities; with `cached` and a frozen backbone (probe), features come from the feature cache."""
@@ -182,7 +215,8 @@ class FineTuner:
         from transferkit.evaluation.metrics import classification_metrics, majority_baseline
 
         self._check_fitted()
-        options = self._load_options(self.config_, text=text, label=label)
+        names = getattr(self.model_.backbone, "feature_names", None)
+        options = self._load_options(self.config_, text=text, label=label, features=names)
         examples = load_examples(data, labels, modality=self.modality_, **options)
         check_known_labels(examples, self.labels_)
         index = {name: i for i, name in enumerate(self.labels_)}
@@ -238,8 +272,12 @@ def check_known_labels(examples: ExampleSet, known: Sequence[Any]) -> None:
         )
 
 
-def load(directory: str | Path, device: str = "auto") -> FineTuner:
-    """Load a saved run directory; predictions are identical to the model that was saved."""
+def load(directory: str | Path, device: str = "auto", module: Any = None) -> FineTuner:
+    """Load a saved run directory; predictions are identical to the model that was saved.
+
+    `module`: for a run whose backbone was a custom `torch.nn.Module` class, a fresh instance of that class
+    (transferkit never unpickles code, so it cannot rebuild such a class from files alone).
+    """
     from transferkit.backbones import rebuild_backbone
     from transferkit.export.artifact import BACKBONE_DIR, load_weights, read_manifest
     from transferkit.heads import build_head
@@ -251,7 +289,7 @@ def load(directory: str | Path, device: str = "auto") -> FineTuner:
     manifest = read_manifest(directory)
     config = RunConfig.from_dict(manifest["config"])
     labels = manifest["labels"]
-    backbone = rebuild_backbone(directory / BACKBONE_DIR, manifest["backbone"])
+    backbone = rebuild_backbone(directory / BACKBONE_DIR, manifest["backbone"], module)
     model = TransferModel(backbone, build_head(config.head, backbone.num_features, len(labels)))
     if not manifest.get("strategy_info", {}).get("merged", False):
         build_strategy(config.strategy.strategy).setup(model, config)  # e.g. re-create unmerged adapters

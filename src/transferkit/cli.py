@@ -23,7 +23,9 @@ EPILOG_FIT = """examples:
   transferkit fit --data train.csv --out runs/x --resume       (continue after an interruption)
 
 Data: CSV, TSV, JSONL/JSON or Parquet with a text and a label column (guessed when named text/sentence/
-review and label/class/...). Without --val, 10% of the training rows are held out for early stopping.
+review and label/class/...); an image folder (<class>/*.png) or a table of image paths; feature vectors
+(.npz with X and y, .npy, or a table of numeric columns). Without --val, 10% of the training rows are held
+out for early stopping.
 Strategies (see `transferkit strategies`): probe, freeze, lora, full, lp-ft. Checkpoints are written into
 --out every epoch (and every --checkpoint-steps), so an interrupted run continues with --resume.
 The run directory holds weights (safetensors), the backbone's config + tokenizer and transferkit.json, and
@@ -32,11 +34,15 @@ loads in plain transformers: AutoModelForSequenceClassification.from_pretrained(
 
 def _field_help(cls: type) -> dict[str, str]:
     """The why-comment after each dataclass field: the config's one source of documentation."""
-    helps = {}
+    helps, wrapped = {}, None
     for line in inspect.getsource(cls).splitlines():
         match = re.match(r"\s+(\w+): [^=]+=.*?#\s*(.+)$", line)
         if match:
             helps[match.group(1)] = match.group(2).strip()
+        elif wrapped and (comment := re.search(r"#\s*(.+)$", line)):  # `name: type = (\n default  # why\n)`
+            helps[wrapped] = comment.group(1).strip()
+        opening = re.match(r"\s+(\w+): [^=]+= \($", line)
+        wrapped = opening.group(1) if opening else None
     return helps
 
 
@@ -142,6 +148,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _numbers(row: str) -> list[float]:
+    try:
+        return [float(v) for v in row.replace(";", ",").split(",")]
+    except ValueError:
+        raise TransferkitError(
+            f"Cannot read {row!r} as a feature row: give comma-separated numbers, e.g. 0.5,1.2,3"
+        ) from None
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -153,14 +168,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
     model = tk.load(args.run)
     source = list(args.inputs) if args.inputs else Path(args.data)
-    from transferkit.api import as_inputs
+    if args.inputs and model.modality_ == "vector":  # rows given on the command line: "0.1,2.5,3"
+        source = [_numbers(row) for row in args.inputs]
 
-    inputs = as_inputs(source, model.modality_, text=args.text_column)
+    inputs = model.read_inputs(source, text=args.text_column)
     probabilities = model.predict_proba(inputs)
     labels = model.classes_
     top = probabilities.argmax(axis=1)
-    shown = [str(i) for i in inputs]
-    column = model.modality_  # "text" or "image"
+    vectors = model.modality_ == "vector"
+    shown = [str(i + 1) if vectors else str(x) for i, x in enumerate(inputs)]
+    column = "row" if vectors else model.modality_  # "text" or "image"; feature vectors by row number
     frame = pd.DataFrame({column: shown, "label": [labels[i] for i in top], "probability": probabilities.max(axis=1)})
     for j, name in enumerate(labels):
         frame[f"p_{name}"] = probabilities[:, j]
@@ -192,6 +209,8 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     width = max(len(r["name"]) for r in rows)
     for row in rows:
         print(f"{row['name']:{width}}  {row['description']}")
+    print(f"{'mlp:<widths>':{width}}  an MLP from scratch for feature vectors: mlp:1000-128 = 1000 inputs, 128 hidden")
+    print(f"{'./run_dir':{width}}  a saved transferkit run: its trained backbone carried to a new task, new head")
     print(f"{'./path':{width}}  any local Hugging Face model directory (config.json + weights)")
     print(f"{'org/name':{width}}  a Hugging Face hub id (needs network; offline runs fail with a clear message)")
     return 0

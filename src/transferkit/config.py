@@ -23,6 +23,7 @@ POOLINGS = ("mean", "cls")
 HEADS = ("linear", "mlp")
 SCHEDULES = ("linear", "cosine", "constant")
 METRICS = ("accuracy", "macro_f1")
+BATCHNORM_MODES = ("frozen", "train")
 
 
 def _check(problems: list[str], ok: bool, message: str) -> None:
@@ -45,6 +46,8 @@ class DataConfig:
     skip_bad_files: bool = False  # images that cannot be decoded: skip and count them instead of stopping
     allow_outside_paths: bool = False  # let image paths in a data file point outside that file's folder
     augment: bool = True  # images: random-resized-crop, flip and RandAugment while training (never for eval/cache)
+    feature_columns: str | None = None  # vectors: comma-separated feature columns of a table; None: all but the label
+    standardize: bool = True  # vectors: scale features to mean 0, std 1 (fitted on training rows only, saved)
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -67,6 +70,8 @@ class BackboneConfig:
         None  # "mean" or "cls"; None: what the model was trained with (mean for sentence-transformers)
     )
     max_length: int | None = None  # tokens per text; None: the model's own limit (256 for MiniLM)
+    output_layer: str | None = None  # a user module's output layer to remove (submodule name); None: the last Linear
+    image_size: int | None = None  # user image modules: input size in pixels (None: 224); ImageNet mean/std
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -129,6 +134,9 @@ class TrainConfig:
         True  # probe/lp-ft: keep backbone features on disk ($TRANSFERKIT_CACHE or ~/.cache/transferkit)
     )
     device: str = "auto"  # "auto" (GPU when present), "cpu" or "cuda"
+    batchnorm: str = (
+        "frozen"  # "frozen": BatchNorm keeps its pretrained statistics while fine-tuning; "train": updates them
+    )
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -143,6 +151,11 @@ class TrainConfig:
             f"lr, head_lr and probe_lr must be > 0, got {self.lr}, {self.head_lr}, {self.probe_lr}",
         )
         _check(problems, self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        _check(
+            problems,
+            self.batchnorm in BATCHNORM_MODES,
+            f"batchnorm must be one of {BATCHNORM_MODES}, got {self.batchnorm!r}",
+        )
         _check(problems, 0.0 <= self.warmup_ratio < 1.0, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         _check(problems, self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         _check(problems, self.grad_accum_steps >= 1, f"grad_accum_steps must be >= 1, got {self.grad_accum_steps}")

@@ -13,7 +13,8 @@ from transferkit.registry import Registry, closest_match_hint
 BACKBONES: Registry = Registry("backbone", BackboneError)
 
 
-DEFAULT_BACKBONES = {"text": "minilm", "image": "efficientnet-lite0"}  # used when no backbone is named
+# used when no backbone is named; vectors have no pretrained default: an MLP (256 hidden) trained from scratch
+DEFAULT_BACKBONES = {"text": "minilm", "image": "efficientnet-lite0", "vector": "mlp:256"}
 TEXT_OPTIONS = ("pooling", "max_length")
 IMAGE_OPTIONS = ("augment",)
 
@@ -100,6 +101,15 @@ def _load_backbone(name: str, **options: Any):
 
     if name in BACKBONES:
         return BACKBONES.get(name)(**options)
+    if name.startswith("mlp:"):
+        from transferkit.backbones.torch_module import ModuleBackbone
+
+        return ModuleBackbone.from_mlp_spec(name, options.get("data_width"))
+    if name.startswith("module:"):
+        raise BackboneError(
+            f"{name!r} names a Python module object: pass the module itself in Python, FineTuner(backbone=YourNet()), "
+            "or a saved run directory."
+        )
     if name.startswith("timm:"):
         from transferkit.backbones.timm_vision import TimmBackbone
 
@@ -126,20 +136,29 @@ def _load_backbone(name: str, **options: Any):
     raise BackboneError(
         f"Unknown backbone {name!r}: not a registered name and not an existing directory."
         f"{closest_match_hint(name, BACKBONES.names())} Available: {', '.join(BACKBONES.names())} "
-        "(see `transferkit backbones`), timm:<arch> with --weights, a local model directory, or a hub id when online."
+        "(see `transferkit backbones`), timm:<arch> with --weights, mlp:<widths> (e.g. mlp:1000-128), a saved "
+        "transferkit run directory, a local model directory, or a hub id when online."
     )
 
 
-def rebuild_backbone(directory: Path, spec: dict[str, Any]):
-    """Rebuild a backbone's architecture from an artifact's saved files (weights are loaded afterwards)."""
+def rebuild_backbone(directory: Path, spec: dict[str, Any], module: Any = None):
+    """Rebuild a backbone's architecture from an artifact's saved files (weights are loaded afterwards).
+
+    `module`: a fresh instance of a custom module class, which cannot be rebuilt from files alone.
+    """
+    from functools import partial
+
     from transferkit.backbones.hf_text import HFTextBackbone
     from transferkit.backbones.hf_vision import HFVisionBackbone
     from transferkit.backbones.timm_vision import TimmBackbone
+    from transferkit.backbones.torch_module import ImageModuleBackbone, ModuleBackbone
 
     sources = {
         HFTextBackbone.source: HFTextBackbone.from_files,
         TimmBackbone.source: TimmBackbone.from_files,
         HFVisionBackbone.source: HFVisionBackbone.from_files,
+        ModuleBackbone.source: partial(ModuleBackbone.from_files, module=module),
+        ImageModuleBackbone.source: partial(ImageModuleBackbone.from_files, module=module),
     }
     if spec.get("source") not in sources:
         raise BackboneError(f"This artifact's backbone source {spec.get('source')!r} is not supported by this version.")

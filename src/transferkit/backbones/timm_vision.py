@@ -49,7 +49,48 @@ def _children(model: nn.Module, names: tuple[str, ...]) -> list[nn.Module]:
     return [getattr(model, n) for n in names if isinstance(getattr(model, n, None), nn.Module)]
 
 
-class TimmBackbone(nn.Module):
+class ImageInputs:
+    """Image items decode lazily, batch by batch (a dataset of pixels would not fit in memory), through
+    `eval_transform`, or `train_transform` while training when `augment` is on."""
+
+    eval_transform: Any
+    train_transform: Any
+    augment: bool
+
+    def encode(self, inputs: list[Any]) -> list[Any]:
+        return list(inputs)
+
+    def _pixels(self, items: list[Any], transform) -> dict[str, torch.Tensor]:
+        from transferkit.data.images import read_image
+
+        return {"pixels": torch.stack([transform(read_image(item)) for item in items])}
+
+    def collate(self, items: list[Any]) -> dict[str, torch.Tensor]:
+        return self._pixels(items, self.eval_transform)
+
+    def train_collate(self, items: list[Any]) -> dict[str, torch.Tensor]:
+        return self._pixels(items, self.train_transform if self.augment else self.eval_transform)
+
+    def item_length(self, item: Any) -> int:
+        return 1
+
+    def item_digest(self, item: Any) -> bytes:
+        from transferkit.data.images import item_digest
+
+        return item_digest(item)
+
+
+def image_transforms(data_config: dict[str, Any]) -> tuple[Any, Any]:
+    """(evaluation, training) transforms from a timm data config; training adds crop, flip and RandAugment."""
+    import timm.data
+
+    return (
+        timm.data.create_transform(**data_config),
+        timm.data.create_transform(**data_config, is_training=True, auto_augment=RAND_AUGMENT),
+    )
+
+
+class TimmBackbone(ImageInputs, nn.Module):
     source = "timm"
 
     def __init__(self, model: nn.Module, arch: str, name: str, augment: bool = True) -> None:
@@ -63,10 +104,7 @@ class TimmBackbone(nn.Module):
         self.num_features = int(model.num_features)
         self.weights_id: str | None = None
         self.timm_data_config = timm.data.resolve_model_data_config(model)
-        self.eval_transform = timm.data.create_transform(**self.timm_data_config)
-        self.train_transform = timm.data.create_transform(
-            **self.timm_data_config, is_training=True, auto_augment=RAND_AUGMENT
-        )
+        self.eval_transform, self.train_transform = image_transforms(self.timm_data_config)
 
     @classmethod
     def create(
@@ -104,29 +142,6 @@ class TimmBackbone(nn.Module):
         config = json.loads((directory / TIMM_CONFIG).read_text())
         model = timm.create_model(config["architecture"], pretrained=False, num_classes=0, **config.get("kwargs", {}))
         return cls(model, config["architecture"], spec["name"], spec.get("augment", True))
-
-    # -- inputs -----------------------------------------------------------------------------------
-    def encode(self, inputs: list[Any]) -> list[Any]:
-        return list(inputs)  # images decode lazily, batch by batch: a dataset of pixels would not fit in memory
-
-    def _pixels(self, items: list[Any], transform) -> dict[str, torch.Tensor]:
-        from transferkit.data.images import read_image
-
-        return {"pixels": torch.stack([transform(read_image(item)) for item in items])}
-
-    def collate(self, items: list[Any]) -> dict[str, torch.Tensor]:
-        return self._pixels(items, self.eval_transform)
-
-    def train_collate(self, items: list[Any]) -> dict[str, torch.Tensor]:
-        return self._pixels(items, self.train_transform if self.augment else self.eval_transform)
-
-    def item_length(self, item: Any) -> int:
-        return 1
-
-    def item_digest(self, item: Any) -> bytes:
-        from transferkit.data.images import item_digest
-
-        return item_digest(item)
 
     # -- features ---------------------------------------------------------------------------------
     def forward_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""ExampleSet: inputs (texts or images) with their labels, built from any supported source and checked."""
+"""ExampleSet: inputs (texts, images or feature vectors) with their labels, built from any supported source and checked."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from transferkit.data.vectors import ARRAY_SUFFIXES
 from transferkit.errors import DataError
 from transferkit.registry import closest_match_hint
 
@@ -23,11 +24,12 @@ _INT = re.compile(r"^-?\d+$")
 class ExampleSet:
     """Inputs and (optionally) labels, with a description of where they came from for error messages."""
 
-    inputs: list[Any]  # strings for text; paths, PIL images or arrays for images
+    inputs: list[Any]  # strings for text; paths, PIL images or arrays for images; float32 rows for vectors
     labels: list[Any] | None
     source: str
-    modality: str = "text"
+    modality: str = "text"  # "text", "image" or "vector"
     skipped: list[str] = field(default_factory=list)  # unreadable files left out (with --skip-bad-files)
+    columns: list[str] | None = None  # vectors: the feature names (table columns), when the data had them
     _fingerprint: str | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -44,10 +46,14 @@ class ExampleSet:
 
     def _content_hash(self) -> str:
         from transferkit.data.images import item_digest
+        from transferkit.data.vectors import row_digest
 
         digest = hashlib.sha256()
         for i, item in enumerate(self.inputs):
-            digest.update(item.encode("utf-8") if self.modality == "text" else item_digest(item))
+            if self.modality == "text":
+                digest.update(item.encode("utf-8"))
+            else:
+                digest.update(row_digest(item) if self.modality == "vector" else item_digest(item))
             digest.update(b"\x1f")
             if self.labels is not None:
                 digest.update(json.dumps(self.labels[i]).encode())
@@ -56,7 +62,7 @@ class ExampleSet:
 
     def subset(self, indices: Sequence[int]) -> ExampleSet:
         labels = None if self.labels is None else [self.labels[i] for i in indices]
-        return ExampleSet([self.inputs[i] for i in indices], labels, self.source, self.modality)
+        return ExampleSet([self.inputs[i] for i in indices], labels, self.source, self.modality, columns=self.columns)
 
     def class_counts(self) -> dict[Any, int]:
         counts: dict[Any, int] = {}
@@ -133,7 +139,8 @@ class LoadOptions:
     need_labels: bool = True
     skip_bad_files: bool = False
     allow_outside_paths: bool = False
-    modality: str | None = None  # "text" or "image" when the caller knows (e.g. the model's), else detected
+    modality: str | None = None  # "text", "image" or "vector" when the caller knows (the model's), else detected
+    features: list[str] | None = None  # vectors: feature columns of a table; None: every column but the label
 
 
 def _labels_from(frame, columns: list[str], input_col: str, options: LoadOptions, source: str) -> list[Any] | None:
@@ -173,9 +180,64 @@ def _from_frame(frame, options: LoadOptions, source: str, base: Path | None = No
         labels = _labels_from(frame, columns, image_col, options, source)
         paths = resolve_paths(frame[image_col].tolist(), base or Path.cwd(), options.allow_outside_paths, source)
         return _image_set(paths, labels, source, options)
+    if _is_vector_table(frame, columns, options):
+        return _vector_table(frame, columns, options, source)
     text_col = _pick_column(columns, options.text, TEXT_COLUMNS, "text", "--text-column / text=")
     labels = _labels_from(frame, columns, text_col, options, source)
     return ExampleSet(_check_texts(frame[text_col].tolist(), source), labels, source)
+
+
+def _label_column(columns: list[str], options: LoadOptions) -> str | None:
+    """The label column of a feature table (None when predicting on a table without one)."""
+    try:
+        return _pick_column(columns, options.label, LABEL_COLUMNS, "label", "--label-column / label=")
+    except DataError:
+        if options.need_labels or options.label is not None:
+            raise
+        return None
+
+
+def _is_vector_table(frame, columns: list[str], options: LoadOptions) -> bool:
+    from transferkit.data.vectors import looks_numeric
+
+    if options.modality == "vector" or options.features:
+        return True
+    if options.modality is not None or options.text is not None or any(c.lower() in TEXT_COLUMNS for c in columns):
+        return False
+    rest = [c for c in columns if c.lower() not in LABEL_COLUMNS and c != options.label]
+    return looks_numeric(frame, rest)
+
+
+def _vector_table(frame, columns: list[str], options: LoadOptions, source: str) -> ExampleSet:
+    from transferkit.data.vectors import numeric_columns
+
+    label_col = _label_column(columns, options)
+    if options.features:
+        missing = [c for c in options.features if c not in columns]
+        if missing:
+            raise DataError(
+                f"{source} lacks feature column(s) {', '.join(map(repr, missing[:10]))}"
+                f"{closest_match_hint(missing[0], columns)} Columns found: {', '.join(map(repr, columns))}."
+            )
+        features = list(options.features)
+    else:
+        features = [c for c in columns if c != label_col]
+    if not features:
+        raise DataError(f"{source} has no feature columns besides the label column {label_col!r}.")
+    matrix = numeric_columns(frame.reset_index(drop=True), features, source)
+    labels = _clean_labels(frame[label_col].tolist(), source) if label_col is not None else None
+    return ExampleSet(list(matrix), labels, source, "vector", columns=features)
+
+
+def _vector_set(data: Any, labels: Any, source: str, options: LoadOptions) -> ExampleSet:
+    from transferkit.data.vectors import as_matrix, labels_from_array
+
+    matrix = as_matrix(data, source)
+    if labels is None and options.need_labels:
+        raise DataError(f"{source}: labels are missing: pass them as the second argument, e.g. fit(X, y).")
+    if labels is not None:
+        labels = _clean_labels(labels_from_array(labels, len(matrix), source), "the labels")
+    return ExampleSet(list(matrix), labels, source, "vector")
 
 
 def _image_set(inputs: list[Any], labels: list[Any] | None, source: str, options: LoadOptions) -> ExampleSet:
@@ -211,10 +273,19 @@ def _from_directory(directory: Path, options: LoadOptions) -> ExampleSet:
 
 def _from_sequence(data: Sequence[Any], labels: Sequence[Any] | None, options: LoadOptions) -> ExampleSet:
     from transferkit.data.images import is_image_object, is_image_path
+    from transferkit.data.vectors import is_vector_row
 
     inputs = list(data)
     if not inputs:
         raise DataError("No examples were given (the list is empty). Pass at least two labelled examples.")
+    if options.modality == "vector" or (options.modality is None and is_vector_row(inputs[0])):
+        bad = next((i for i, v in enumerate(inputs) if not (is_vector_row(v) and len(v) == len(inputs[0]))), None)
+        if bad is not None:
+            raise DataError(
+                f"Feature-vector inputs must be rows of numbers, all of one width; row {bad + 1} is "
+                f"{type(inputs[bad]).__name__}: {str(inputs[bad])[:60]!r}."
+            )
+        return _vector_set(inputs, labels, "the inputs", options)
     if labels is None and options.need_labels:
         raise DataError("Labels are missing: pass them as the second argument, e.g. fit(inputs, labels).")
     if labels is not None:
@@ -232,6 +303,10 @@ def _from_sequence(data: Sequence[Any], labels: Sequence[Any] | None, options: L
     return ExampleSet(_check_texts(inputs, "the inputs"), labels, "the inputs")
 
 
+def _is_array(data: Any) -> bool:
+    return hasattr(data, "__array__") and hasattr(data, "shape") and not hasattr(data, "columns")
+
+
 def load_examples(data: Any, labels: Sequence[Any] | None = None, **options: Any) -> ExampleSet:
     """Build an ExampleSet from a file, an image folder, a DataFrame, a `datasets.Dataset`, or a list (+ labels).
 
@@ -244,6 +319,13 @@ def load_examples(data: Any, labels: Sequence[Any] | None = None, **options: Any
         return data
     if isinstance(data, (str, Path)) and Path(data).is_dir():
         return _from_directory(Path(data), opts)
+    if isinstance(data, (str, Path)) and Path(data).suffix.lower() in ARRAY_SUFFIXES:
+        from transferkit.data.vectors import read_arrays
+
+        features, stored = read_arrays(Path(data))
+        return _vector_set(features, stored if labels is None else labels, f"{str(data)!r}", opts)
+    if _is_array(data) and getattr(data, "ndim", 0) == 2 and opts.modality != "image":
+        return _vector_set(data, labels, "the array", opts)
     if isinstance(data, (str, Path)):
         from transferkit.data.tables import read_table
 

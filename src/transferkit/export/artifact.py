@@ -27,6 +27,11 @@ CHECKPOINTS = "checkpoints"  # inside the run directory while training; replaced
 FORMAT_VERSION = 1
 
 
+def is_run_dir(path: str | Path) -> bool:
+    """A saved transferkit run (it can be loaded, or used as the backbone of a new task)."""
+    return Path(path).expanduser().is_dir() and (Path(path).expanduser() / MANIFEST).is_file()
+
+
 def run_dir_state(directory: Path) -> str:
     """ "missing", "empty", "interrupted" (only checkpoints), "complete" (a saved run) or "other" (foreign files)."""
     if not directory.exists():

@@ -30,8 +30,8 @@ class FreezeStrategy(StrategyDefaults):
             blocks = model.backbone.blocks()
             if options.trainable_blocks > len(blocks):
                 raise ConfigError(
-                    f"trainable_blocks={options.trainable_blocks} but this backbone has {len(blocks)} blocks "
-                    f"(embeddings + {len(blocks) - 1} layers). Use at most {len(blocks)}, or strategy=full."
+                    f"trainable_blocks={options.trainable_blocks} but this backbone has only {len(blocks)} blocks "
+                    f"(for text models: embeddings + layers). Use at most {len(blocks)}, or strategy=full."
                 )
             model.backbone.requires_grad_(False)
             for block in blocks[len(blocks) - options.trainable_blocks :]:

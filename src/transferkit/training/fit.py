@@ -60,25 +60,81 @@ def _split_data(
     return train, None, "none"
 
 
-def build_model(config: RunConfig, num_classes: int, modality: str = "text"):
-    """Backbone (the default for the data's modality unless named) + new head + the strategy's changes."""
-    from transferkit.backbones import DEFAULT_BACKBONES, build_backbone
+def build_model(config: RunConfig, num_classes: int, train: ExampleSet | None = None, module=None, log=None):
+    """Backbone (the default for the data's modality unless named) + new head + the strategy's changes.
+
+    `module`: a user `torch.nn.Module` to use as the backbone (its output layer is removed).
+    """
     from transferkit.heads import build_head
     from transferkit.model import TransferModel
     from transferkit.strategies import build_strategy
 
-    bc = config.backbone
-    backbone = build_backbone(
-        bc.backbone or DEFAULT_BACKBONES[modality],
-        pooling=bc.pooling,
-        max_length=bc.max_length,
-        weights=bc.weights,
-        augment=config.data.augment,
-    )
+    backbone = _build_backbone(config, train, module)
+    if train is not None:
+        _fit_input(backbone, train, config, log)
     model = TransferModel(backbone, build_head(config.head, backbone.num_features, num_classes))
     strategy = build_strategy(config.strategy.strategy)
     strategy.setup(model, config)
     return model, strategy
+
+
+def _build_backbone(config: RunConfig, train: ExampleSet | None, module):
+    from transferkit.backbones import DEFAULT_BACKBONES, build_backbone
+    from transferkit.backbones.torch_module import ModuleBackbone
+    from transferkit.export.artifact import is_run_dir
+
+    bc = config.backbone
+    if bc.backbone and is_run_dir(bc.backbone):
+        return backbone_from_run(Path(bc.backbone), module)  # module: a fresh instance of a custom class
+    if module is not None and train is not None and train.modality == "image":
+        from transferkit.backbones.torch_module import ImageModuleBackbone
+
+        size = bc.image_size or 224
+        return ImageModuleBackbone.from_module(module, bc.output_layer, bc.weights, size, config.data.augment)
+    if module is not None:
+        return ModuleBackbone.from_module(module, bc.output_layer, bc.weights)
+    name = bc.backbone or DEFAULT_BACKBONES[train.modality if train is not None else "text"]
+    width = len(train.inputs[0]) if train is not None and train.modality == "vector" else None
+    return build_backbone(
+        name,
+        pooling=bc.pooling,
+        max_length=bc.max_length,
+        weights=bc.weights,
+        augment=config.data.augment,
+        data_width=width,
+    )
+
+
+def backbone_from_run(directory: Path, module=None):
+    """The backbone of a saved transferkit run (adapters merged), to carry to a new task; its head is dropped."""
+    from transferkit.api import load
+    from transferkit.strategies.lora import has_adapters, merge_adapters
+
+    backbone = load(directory, device="cpu", module=module).model_.backbone
+    if has_adapters(backbone):
+        merge_adapters(backbone)
+    backbone.weights_id = None  # trained weights: the feature cache keys them by content
+    return backbone.requires_grad_(True)
+
+
+def _fit_input(backbone, train: ExampleSet, config: RunConfig, log) -> None:
+    """Check the backbone takes this kind of data; for vectors, match the width and fit the standardisation."""
+    expected = backbone.data_config.get("modality", "text")
+    if expected != train.modality:
+        raise DataError(
+            f"{train.source} holds {train.modality} data but the backbone {config.backbone.backbone!r} takes "
+            f"{expected} inputs. Pick a backbone for {train.modality} data (see `transferkit backbones`), or leave "
+            "--backbone unset for the default."
+        )
+    if train.modality != "vector":
+        return
+    note = backbone.fit_to_data(len(train.inputs[0]), train.columns)
+    if note and log:
+        log(note)
+    if backbone.standardize:
+        log and log("features standardised with the statistics saved with the base model (same input width)")
+    elif config.data.standardize:
+        backbone.fit_standardizer(train.inputs)
 
 
 class FeatureSource:
@@ -140,36 +196,71 @@ def _encode(backbone, examples: ExampleSet, index: dict[Any, int], training: boo
     return Batches(items, [index[y] for y in examples.labels], backbone.collate, lengths, augmenting)
 
 
-def _parameter_counts(model, phase) -> dict[str, Any]:
+def _parameter_counts(model, head_only: bool) -> dict[str, Any]:
     from transferkit.model import count_parameters
 
-    trainable, _ = count_parameters(model.head if phase.cached_features else model)
+    trainable, _ = count_parameters(model.head if head_only else model)
     _, total = count_parameters(model)
     return {"trainable": trainable, "total": total, "trainable_share": round(trainable / total, 6)}
+
+
+def _train_mode(model, phase, batchnorm: str) -> None:
+    """After module.train(): the phase's frozen parts, and with batchnorm="frozen" every BatchNorm, back to eval.
+
+    Small fine-tuning batches give noisy batch statistics that overwrite the pretrained running statistics;
+    keeping BatchNorm in inference mode is the usual advice for fine-tuning on little data (Keras' transfer
+    learning guide; keras#9214).
+    """
+    from torch import nn
+
+    from transferkit.strategies.base import frozen_backbone_eval
+
+    if phase.train_mode:
+        phase.train_mode(model)
+    frozen_backbone_eval(model)  # fully frozen parts in inference mode (e.g. a probe that trains an input projection)
+    if batchnorm == "frozen":
+        for module in model.backbone.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
+def _new_layer_groups(model, groups: list[dict], train) -> list[dict]:
+    """Layers transferkit added in front of the backbone (an input projection) train in every phase."""
+    from transferkit.strategies.base import decay_groups
+
+    added = getattr(model.backbone, "new_layers", list)()
+    for layer in added:
+        layer.requires_grad_(True)
+    in_groups = {id(p) for g in groups for p in g["params"]}
+    named = [(n, p) for layer in added for n, p in layer.named_parameters() if id(p) not in in_groups]
+    return decay_groups(named, train.head_lr, train.weight_decay)
 
 
 def _run_phase(phase, model, run: RunData, config: RunConfig, accelerator, features, checkpointer, resume, log):
     from transferkit.training.loop import train_loop
 
     phase.prepare(model)
-    counts = _parameter_counts(model, phase)
+    groups = phase.param_groups(model, config.train)
+    groups += _new_layer_groups(model, groups, config.train)
+    cached = phase.cached_features and not getattr(model.backbone, "new_layers", list)()
+    counts = _parameter_counts(model, cached)
     if log:
         log(
             f"{phase.name}: {len(run.train)} rows, {len(run.labels)} classes; validation: {run.val_source}; backbone "
             f"{config.backbone.backbone} ({model.backbone.data_config}); trainable parameters {counts['trainable']:,} "
             f"of {counts['total']:,} ({100 * counts['trainable_share']:.2f}%)"
         )
-    if phase.cached_features:
+    if cached:
         data, val = features(run.batches, "train"), features(run.val_batches, "validation") if run.val_batches else None
         module = model.head
     else:
         data, val, module = run.batches, run.val_batches, model
     patience = config.train.early_stopping_patience
-    if patience and phase.cached_features:
+    if patience and cached:
         patience *= HEAD_ONLY_PATIENCE_FACTOR
     result = train_loop(
         module,
-        phase.param_groups(model, config.train),
+        groups,
         data,
         val,
         config.train,
@@ -179,10 +270,10 @@ def _run_phase(phase, model, run: RunData, config: RunConfig, accelerator, featu
         log=log,
         phase=phase.name,
         patience=patience,
-        train_mode=(lambda: phase.train_mode(model)) if phase.train_mode else None,
+        train_mode=lambda: _train_mode(model, phase, config.train.batchnorm),
         checkpointer=checkpointer,
         resume=resume,
-        head_only=phase.cached_features,
+        head_only=cached,
     )
     return result, counts
 
@@ -199,6 +290,7 @@ def _describe(config: RunConfig, model, strategy, phases, results, counts, run: 
         "task": "classification",
         "modality": train.modality,
         "backbone": model.backbone.spec(),
+        "backbone_input": model.backbone.data_config,
         "strategy": config.strategy.strategy,
         "strategy_info": strategy.artifact_info(model, config),
         "parameters": counts[phases[-1].name],
@@ -240,6 +332,7 @@ def fit_run(
     log: Callable[[str], None] | None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
+    module=None,
 ) -> FitRun:
     """Check and split the data, build the model, run the strategy's phases, describe the run."""
     from accelerate import Accelerator
@@ -253,7 +346,7 @@ def fit_run(
     if val is not None:
         check_known_labels(val, labels)
     set_seed(config.train.seed)
-    model, strategy = build_model(config, len(labels), train.modality)
+    model, strategy = build_model(config, len(labels), train, module, log)
     index = {label: i for i, label in enumerate(labels)}
     skipped = train.skipped + (val.skipped if val is not None else [])
     if skipped and log:

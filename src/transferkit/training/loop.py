@@ -92,8 +92,6 @@ def train_loop(
     head_only: bool = False,
 ) -> TrainResult:
     """Train `module` on `data`; with `val`, keep the best epoch and stop after `patience` epochs without gain."""
-    from tqdm.auto import tqdm
-
     batch_size = train.head_batch_size if head_only else train.batch_size
     batches = LengthGroupedBatches(data.lengths, batch_size, train.seed, train.group_by_length and not head_only)
     loader = torch.utils.data.DataLoader(
@@ -107,109 +105,148 @@ def train_loop(
     # The optimizer and scheduler stay plain torch objects: stepping them only when gradients are synced is
     # explicit below, and accelerate's optimizer wrapper costs ~1 ms per step, which dominates head-only training.
     module, loader = accelerator.prepare(module, loader)
-    checkpointer = checkpointer or Checkpointer(None, "")
-    loss_fn = nn.CrossEntropyLoss()
-    result, state = TrainResult(), LoopState()
+    run = _Run(module, optimizer, scheduler, loader, batches, val, train, epochs, num_classes, accelerator)
+    run.log, run.phase, run.checkpointer = log, phase, checkpointer or Checkpointer(None, "")
+    saved = run.restore() if resume else None
+    while not run.state.done and run.state.epoch <= epochs:
+        run.train_epoch(train_mode, saved)
+        saved = None
+        run.end_epoch(patience)
+    unwrapped = accelerator.unwrap_model(module)
+    if run.state.best_state is not None:
+        unwrapped.load_state_dict(run.state.best_state, strict=False)  # the best epoch (frozen weights never moved)
+    unwrapped.eval()
+    return run.result
 
-    saved = checkpointer.load(phase) if resume else None
-    if saved is not None:
-        accelerator.unwrap_model(module).load_state_dict(saved["module"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        state = LoopState(**saved["loop"])
-        result = TrainResult(**saved["result"])
-        result.resumed_from_step = result.optimizer_steps
-        if log:
-            log(f"  resumed {phase} at epoch {state.epoch}, step {result.optimizer_steps}")
 
-    def save_checkpoint() -> None:
-        if checkpointer.enabled:
-            checkpointer.save(
-                phase,
+@dataclass
+class _Run:
+    """One phase's training: the objects it steps, where it is (`state`) and what it reports (`result`)."""
+
+    module: nn.Module
+    optimizer: Any
+    scheduler: Any
+    loader: Any
+    batches: LengthGroupedBatches
+    val: Batches | None
+    train: TrainConfig
+    epochs: int
+    num_classes: int
+    accelerator: Any
+    log: Callable[[str], None] | None = None
+    phase: str = "train"
+    checkpointer: Checkpointer = field(default_factory=lambda: Checkpointer(None, ""))
+    state: LoopState = field(default_factory=LoopState)
+    result: TrainResult = field(default_factory=TrainResult)
+    loss_fn: nn.Module = field(default_factory=lambda: nn.CrossEntropyLoss())
+
+    def restore(self) -> dict | None:
+        """Continue from this phase's checkpoint, if there is one; returns it (its RNG state is set later)."""
+        saved = self.checkpointer.load(self.phase)
+        if saved is None:
+            return None
+        self.accelerator.unwrap_model(self.module).load_state_dict(saved["module"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.state = LoopState(**saved["loop"])
+        self.result = TrainResult(**saved["result"])
+        self.result.resumed_from_step = self.result.optimizer_steps
+        if self.log:
+            self.log(f"  resumed {self.phase} at epoch {self.state.epoch}, step {self.result.optimizer_steps}")
+        return saved
+
+    def save_checkpoint(self) -> None:
+        if self.checkpointer.enabled:
+            self.checkpointer.save(
+                self.phase,
                 {
-                    "module": accelerator.unwrap_model(module).state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "loop": vars(state),
-                    "result": {k: v for k, v in vars(result).items() if k != "resumed_from_step"},
+                    "module": self.accelerator.unwrap_model(self.module).state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "loop": vars(self.state),
+                    "result": {k: v for k, v in vars(self.result).items() if k != "resumed_from_step"},
                     "rng": rng_state(),
                 },
             )
 
-    while not state.done and state.epoch <= epochs:
-        epoch = state.epoch
+    def train_epoch(self, train_mode: Callable[[], None] | None, saved: dict | None) -> None:
+        from tqdm.auto import tqdm
+
+        state, epoch = self.state, self.state.epoch
         # accelerate's loader re-sets the sampler's epoch from its own counter at each iter(): set it there
-        getattr(loader, "set_epoch", batches.set_epoch)(epoch)
-        module.train()
+        getattr(self.loader, "set_epoch", self.batches.set_epoch)(epoch)
+        self.module.train()
         if train_mode:
             train_mode()
-        iterator = iter(loader)
+        iterator = iter(self.loader)
         for _ in range(state.batches_done):  # resuming inside an epoch: same order, skip what was trained
             next(iterator)
         if saved is not None:
             set_rng_state(saved["rng"])  # after skipping, so dropout continues exactly where it stopped
-            saved = None
         bar = tqdm(
             iterator,
-            total=len(batches),
+            total=len(self.batches),
             initial=state.batches_done,
-            desc=f"{phase} epoch {epoch}/{epochs}",
+            desc=f"{self.phase} epoch {epoch}/{self.epochs}",
             leave=False,
             unit="batch",
-            disable=None if log else True,
+            disable=None if self.log else True,
         )
         for inputs, targets in bar:
-            with accelerator.accumulate(module):
-                loss = loss_fn(module(inputs), targets)
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"The training loss became {loss.item()} at epoch {epoch}, step {result.optimizer_steps + 1}. "
-                        "Lower the learning rate (--lr / --head-lr), or check the data for broken examples. "
-                        "The last good checkpoint was kept."
-                    )
-                accelerator.backward(loss)
-                stepped = accelerator.sync_gradients
-                if stepped:
-                    if train.max_grad_norm:
-                        nn.utils.clip_grad_norm_(module.parameters(), train.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()
+            stepped, loss = self.step(inputs, targets)
             state.batches_done += 1
-            state.running += loss.item() * len(targets)
+            state.running += loss * len(targets)
             state.seen += len(targets)
             bar.set_postfix(loss=f"{state.running / state.seen:.4f}")
             if stepped:
-                result.optimizer_steps += 1
-                every = checkpointer.every_steps
-                if every and result.optimizer_steps % every == 0 and state.batches_done < len(batches):
-                    save_checkpoint()
+                self.result.optimizer_steps += 1
+                every = self.checkpointer.every_steps
+                if every and self.result.optimizer_steps % every == 0 and state.batches_done < len(self.batches):
+                    self.save_checkpoint()
 
+    def step(self, inputs, targets) -> tuple[bool, float]:
+        """Forward + backward on one micro-batch; an optimizer step when accumulation completes."""
+        with self.accelerator.accumulate(self.module):
+            loss = self.loss_fn(self.module(inputs), targets)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"The training loss became {loss.item()} at epoch {self.state.epoch}, step "
+                    f"{self.result.optimizer_steps + 1}. Lower the learning rate (--lr / --head-lr), or check the "
+                    "data for broken examples. The last good checkpoint was kept."
+                )
+            self.accelerator.backward(loss)
+            stepped = self.accelerator.sync_gradients
+            if stepped:
+                if self.train.max_grad_norm:
+                    nn.utils.clip_grad_norm_(self.module.parameters(), self.train.max_grad_norm)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad()
+        return stepped, loss.item()
+
+    def end_epoch(self, patience: int | None) -> None:
+        """Validate, keep the best state, log, decide on early stopping, checkpoint."""
+        state, result, epoch = self.state, self.result, self.state.epoch
         row: dict[str, Any] = {"epoch": epoch, "train_loss": round(state.running / max(state.seen, 1), 6)}
-        if val is not None and len(val.items):
-            metrics = _validate(module, val, train, accelerator.device, num_classes)
+        if self.val is not None and len(self.val.items):
+            metrics = _validate(self.module, self.val, self.train, self.accelerator.device, self.num_classes)
             row.update({f"val_{k}": round(metrics[k], 6) for k in ("loss", "accuracy", "macro_f1")})
-            score = (metrics[train.metric], -metrics["loss"])  # the metric first; lower loss breaks ties
+            score = (metrics[self.train.metric], -metrics["loss"])  # the metric first; lower loss breaks ties
             if score > state.best_score:
                 state.best_score, state.stale, result.best_epoch = score, 0, epoch
-                state.best_state = _changing_state(accelerator.unwrap_model(module))
+                state.best_state = _changing_state(self.accelerator.unwrap_model(self.module))
             else:
                 state.stale += 1
         result.history.append(row)
-        if log:
-            log("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
+        if self.log:
+            self.log("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
         state.epoch, state.batches_done, state.running, state.seen = epoch + 1, 0, 0.0, 0
-        if patience and state.stale >= patience and epoch < epochs:
+        if patience and state.stale >= patience and epoch < self.epochs:
             result.stopped_early = state.done = True
-            if log:
-                log(
-                    f"  early stop: no {train.metric} gain for {state.stale} epoch(s); best was epoch {result.best_epoch}"
+            if self.log:
+                self.log(
+                    f"  early stop: no {self.train.metric} gain for {state.stale} epoch(s); best was epoch "
+                    f"{result.best_epoch}"
                 )
-        state.done = state.done or epoch >= epochs
-        save_checkpoint()
-
-    unwrapped = accelerator.unwrap_model(module)
-    if state.best_state is not None:
-        unwrapped.load_state_dict(state.best_state, strict=False)  # restore the best epoch (frozen weights never moved)
-    unwrapped.eval()
-    return result
+        state.done = state.done or epoch >= self.epochs
+        self.save_checkpoint()
