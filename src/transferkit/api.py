@@ -22,15 +22,18 @@ def as_inputs(inputs: Any, modality: str, **options: Any) -> list[Any]:
 
     For an image model, strings are image paths, and a folder means every image in it.
     """
+    from transferkit.data.audio import AUDIO_SUFFIXES, is_audio_object
     from transferkit.data.images import IMAGE_SUFFIXES, is_image_object
 
     options = {"need_labels": False, "modality": modality, **options}
     if modality == "vector":
         return _vector_inputs(inputs, options)
-    if isinstance(inputs, str) or is_image_object(inputs):
+    one = is_audio_object(inputs) if modality == "audio" else is_image_object(inputs)
+    if isinstance(inputs, str) or one:
         inputs = [inputs]
     if isinstance(inputs, Path) and inputs.is_dir():
-        inputs = sorted(str(p) for p in inputs.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        suffixes = AUDIO_SUFFIXES if modality == "audio" else IMAGE_SUFFIXES
+        inputs = sorted(str(p) for p in inputs.iterdir() if p.suffix.lower() in suffixes)
     if isinstance(inputs, Path) or hasattr(inputs, "columns") or hasattr(inputs, "features"):
         return load_examples(inputs, **options).inputs
     return load_examples(list(inputs), **options).inputs
@@ -139,6 +142,8 @@ class FineTuner:
             "text": d.text_column,
             "label": d.label_column,
             "image": d.image_column,
+            "audio": d.audio_column,
+            "max_audio_seconds": d.max_audio_seconds,
             "skip_bad_files": d.skip_bad_files,
             "allow_outside_paths": d.allow_outside_paths,
             "features": [c.strip() for c in d.feature_columns.split(",")] if d.feature_columns else None,

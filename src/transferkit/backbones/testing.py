@@ -12,7 +12,7 @@ import string
 import tempfile
 from pathlib import Path
 
-_DIRS: dict[str, Path] = {}
+_DIRS: dict = {}  # seed or name -> directory written in this process
 
 WORDS = (
     "the a an and or but not no is was are be been good bad great terrible awful fine love hate like film movie "
@@ -74,3 +74,37 @@ def tiny_efficientnet_state(seed: int = 0) -> dict:
             model = timm.create_model("test_efficientnet", pretrained=False, num_classes=0)
         _TINY_EFFICIENTNET[seed] = {k: v.clone() for k, v in model.state_dict().items()}
     return _TINY_EFFICIENTNET[seed]
+
+
+def tiny_whisper_dir(seed: int = 0) -> Path:
+    """Create (once) and return a directory holding a 2-layer, 32-wide random Whisper and its feature extractor."""
+    key = f"whisper-{seed}"
+    if key in _DIRS:
+        return _DIRS[key]
+    import torch
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+
+    config = WhisperConfig(
+        vocab_size=64,
+        num_mel_bins=80,
+        d_model=32,
+        encoder_layers=2,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_layers=1,
+        decoder_attention_heads=2,
+        decoder_ffn_dim=64,
+        max_source_positions=1500,
+        max_target_positions=32,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+    )
+    directory = Path(tempfile.mkdtemp(prefix="transferkit-tiny-whisper-"))
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        WhisperModel(config).save_pretrained(directory)
+    WhisperFeatureExtractor(feature_size=80, sampling_rate=16000).save_pretrained(directory)
+    _DIRS[key] = directory
+    return directory

@@ -16,6 +16,7 @@ from transferkit.registry import closest_match_hint
 
 TEXT_COLUMNS = ("text", "sentence", "sentences", "review", "content", "document", "body", "utterance", "input")
 IMAGE_COLUMNS = ("image", "image_path", "img", "path", "file", "filename", "filepath")
+AUDIO_COLUMNS = ("audio", "audio_path", "wav", "path", "file", "filename", "filepath")
 LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "rating", "sentiment", "y")
 _INT = re.compile(r"^-?\d+$")
 
@@ -27,7 +28,7 @@ class ExampleSet:
     inputs: list[Any]  # strings for text; paths, PIL images or arrays for images; float32 rows for vectors
     labels: list[Any] | None
     source: str
-    modality: str = "text"  # "text", "image" or "vector"
+    modality: str = "text"  # "text", "image", "audio" or "vector"
     skipped: list[str] = field(default_factory=list)  # unreadable files left out (with --skip-bad-files)
     columns: list[str] | None = None  # vectors: the feature names (table columns), when the data had them
     _fingerprint: str | None = field(default=None, repr=False, compare=False)
@@ -52,6 +53,10 @@ class ExampleSet:
         for i, item in enumerate(self.inputs):
             if self.modality == "text":
                 digest.update(item.encode("utf-8"))
+            elif self.modality == "audio":
+                from transferkit.data.audio import audio_digest
+
+                digest.update(audio_digest(item))
             else:
                 digest.update(row_digest(item) if self.modality == "vector" else item_digest(item))
             digest.update(b"\x1f")
@@ -136,6 +141,8 @@ class LoadOptions:
     text: str | None = None  # text column (guessed when None)
     label: str | None = None  # label column (guessed when None)
     image: str | None = None  # image-path column (guessed when None)
+    audio: str | None = None  # audio-path column (guessed when None)
+    max_audio_seconds: float | None = None  # longer audio files are refused (skipped with skip_bad_files)
     need_labels: bool = True
     skip_bad_files: bool = False
     allow_outside_paths: bool = False
@@ -156,6 +163,27 @@ def _labels_from(frame, columns: list[str], input_col: str, options: LoadOptions
     return _clean_labels(frame[label_col].tolist(), source)
 
 
+def _audio_column(frame, columns: list[str], options: LoadOptions) -> str | None:
+    if options.audio is not None:
+        return _pick_column(columns, options.audio, AUDIO_COLUMNS, "audio path", "--audio-column / audio=")
+    if options.modality not in (None, "audio") or options.text is not None or options.image is not None:
+        return None
+    from transferkit.data.audio import is_audio_path
+
+    for column in columns:
+        values = frame[column].head(20).tolist()
+        if values and all(is_audio_path(v) for v in values):
+            return column
+    return None
+
+
+def _audio_set(inputs: list[Any], labels: list[Any] | None, source: str, options: LoadOptions) -> ExampleSet:
+    from transferkit.data.audio import check_audio
+
+    inputs, labels, bad = check_audio(inputs, labels, options.skip_bad_files, options.max_audio_seconds)
+    return ExampleSet(inputs, labels, source, "audio", bad)
+
+
 def _image_column(frame, columns: list[str], options: LoadOptions) -> str | None:
     if options.image is not None:
         return _pick_column(columns, options.image, IMAGE_COLUMNS, "image path", "--image-column / image=")
@@ -173,6 +201,13 @@ def _image_column(frame, columns: list[str], options: LoadOptions) -> str | None
 def _from_frame(frame, options: LoadOptions, source: str, base: Path | None = None) -> ExampleSet:
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
+    audio_col = _audio_column(frame, columns, options)
+    if audio_col is not None:
+        from transferkit.data.images import resolve_paths
+
+        labels = _labels_from(frame, columns, audio_col, options, source)
+        paths = resolve_paths(frame[audio_col].tolist(), base or Path.cwd(), options.allow_outside_paths, source)
+        return _audio_set(paths, labels, source, options)
     image_col = _image_column(frame, columns, options)
     if image_col is not None:
         from transferkit.data.images import resolve_paths
@@ -247,16 +282,30 @@ def _image_set(inputs: list[Any], labels: list[Any] | None, source: str, options
     return ExampleSet(inputs, labels, source, "image", bad)
 
 
+def _class_names(dataset, frame) -> None:
+    """ClassLabel columns: integer ids -> class names, in place."""
+    for name, feature in dataset.features.items():
+        names = getattr(feature, "names", None)
+        if names is not None and name in frame:
+            frame[name] = [names[i] if i is not None and i >= 0 else None for i in frame[name]]
+
+
 def _from_hf_dataset(dataset, options: LoadOptions) -> ExampleSet:
     import datasets
 
     source = "the Hugging Face dataset"
+    audio_cols = [n for n, f in dataset.features.items() if isinstance(f, datasets.Audio)]
+    if audio_cols:  # undecoded ({"path", "bytes"}): decoding Audio columns would need torchcodec
+        column = options.audio or audio_cols[0]
+        frame = dataset.remove_columns(audio_cols).to_pandas()
+        _class_names(dataset, frame)
+        labels = _labels_from(frame, list(frame.columns), column, options, source)
+        return _audio_set(
+            list(dataset.cast_column(column, datasets.Audio(decode=False))[column]), labels, source, options
+        )
     image_cols = [n for n, f in dataset.features.items() if isinstance(f, datasets.Image)]
     frame = dataset.remove_columns(image_cols).to_pandas() if image_cols else dataset.to_pandas()
-    for name, feature in dataset.features.items():
-        names = getattr(feature, "names", None)  # ClassLabel: integer ids -> class names
-        if names is not None:
-            frame[name] = [names[i] if i is not None and i >= 0 else None for i in frame[name]]
+    _class_names(dataset, frame)
     if image_cols:
         column = options.image or image_cols[0]
         labels = _labels_from(frame, list(frame.columns), column, options, source)
@@ -265,10 +314,28 @@ def _from_hf_dataset(dataset, options: LoadOptions) -> ExampleSet:
 
 
 def _from_directory(directory: Path, options: LoadOptions) -> ExampleSet:
-    from transferkit.data.images import folder_examples
+    from transferkit.data import audio, images
 
-    paths, labels = folder_examples(directory)
+    if options.modality == "audio" or (options.modality is None and _holds_audio(directory)):
+        paths, labels = audio.folder_examples(directory)
+        return _audio_set(paths, labels, f"{str(directory)!r}", options)
+    paths, labels = images.folder_examples(directory)
     return _image_set(paths, labels, f"{str(directory)!r}", options)
+
+
+def _holds_audio(directory: Path, sample: int = 50) -> bool:
+    """More audio files than image files among the first files of the class folders."""
+    from transferkit.data.audio import AUDIO_SUFFIXES
+    from transferkit.data.images import IMAGE_SUFFIXES
+
+    counts = {"audio": 0, "image": 0}
+    for seen, path in enumerate(directory.rglob("*")):
+        if seen >= sample * 4:
+            break
+        suffix = path.suffix.lower()
+        counts["audio"] += suffix in AUDIO_SUFFIXES
+        counts["image"] += suffix in IMAGE_SUFFIXES
+    return counts["audio"] > counts["image"]
 
 
 def _from_sequence(data: Sequence[Any], labels: Sequence[Any] | None, options: LoadOptions) -> ExampleSet:
@@ -293,6 +360,13 @@ def _from_sequence(data: Sequence[Any], labels: Sequence[Any] | None, options: L
         if len(labels) != len(inputs):
             raise DataError(f"Got {len(inputs)} inputs but {len(labels)} labels; pass one label per input.")
         labels = _clean_labels(labels, "the labels")
+    from transferkit.data.audio import is_audio_object, is_audio_path
+
+    if options.modality == "audio" or (
+        options.modality is None
+        and (is_audio_object(inputs[0]) or all(is_audio_path(v) and Path(v).is_file() for v in inputs))
+    ):
+        return _audio_set(inputs, labels, "the inputs", options)
     images = (
         options.modality == "image"
         or is_image_object(inputs[0])

@@ -101,6 +101,8 @@ def _build_backbone(config: RunConfig, train: ExampleSet | None, module):
         max_length=bc.max_length,
         weights=bc.weights,
         augment=config.data.augment,
+        clip_seconds=config.data.clip_seconds,
+        trim_silence=config.data.trim_silence,
         data_width=width,
     )
 

@@ -1,0 +1,169 @@
+"""Adapter for Whisper's encoder as an audio backbone: log-mel features, a short window, mean-pooled states.
+
+Every clip is brought to one window of `clip_seconds` (longer clips: a random crop while training, the
+centre crop for evaluation and the feature cache; shorter ones: zero-padded), turned into log-mel features
+by the model's own `WhisperFeatureExtractor`, and encoded on that window plus a second of padding instead of
+Whisper's 30 s (see whisper_clip.py: 15x faster for 1 s clips, features close to the full-window ones).
+The pooled feature is the mean of the encoder states over the clip's own frames (padding excluded).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from transferkit.errors import BackboneError
+
+AUDIO_CONFIG = "transferkit_audio.json"
+
+
+class WhisperAudioBackbone(nn.Module):
+    source = "hf_audio"
+
+    def __init__(
+        self, encoder: nn.Module, feature_extractor, name: str, clip_seconds=1.0, augment=True, trim_silence=False
+    ):
+        super().__init__()
+        self.trim_silence = trim_silence
+        self.model = encoder
+        self.feature_extractor = feature_extractor
+        self.name = name
+        self.clip_seconds = float(clip_seconds)
+        self.augment = augment
+        self.num_features = int(encoder.config.d_model)
+        self.sampling_rate = int(feature_extractor.sampling_rate)
+        self.weights_id: str | None = None
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | Path, *, name: str | None = None, clip_seconds=None, augment=True, trim_silence=False
+    ):
+        """The encoder of a local Hugging Face Whisper directory (the decoder is dropped)."""
+        from transformers import WhisperFeatureExtractor, WhisperModel
+
+        from transferkit.backbones.hf_text import quiet_transformers
+
+        quiet_transformers()
+        directory = Path(directory)
+        try:
+            encoder = WhisperModel.from_pretrained(directory).get_encoder()
+            features = WhisperFeatureExtractor.from_pretrained(directory)
+        except (OSError, ValueError) as exc:
+            raise BackboneError(f"Cannot load a Whisper model from {str(directory)!r}: {exc}") from None
+        backbone = cls(encoder, features, name or str(directory), clip_seconds or 1.0, augment, trim_silence)
+        safetensors = directory / "model.safetensors"
+        if safetensors.is_file():
+            stat = safetensors.stat()
+            backbone.weights_id = f"{safetensors.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        return backbone
+
+    @classmethod
+    def from_files(cls, directory: Path, spec: dict[str, Any]) -> WhisperAudioBackbone:
+        from transformers import WhisperConfig, WhisperFeatureExtractor
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+        config = WhisperConfig.from_pretrained(directory)
+        encoder = WhisperEncoder(config)
+        features = WhisperFeatureExtractor.from_pretrained(directory)
+        return cls(
+            encoder, features, spec["name"], spec["clip_seconds"], spec.get("augment", True), spec.get("trim_silence")
+        )
+
+    # -- inputs -----------------------------------------------------------------------------------
+    @property
+    def clip_samples(self) -> int:
+        return int(round(self.clip_seconds * self.sampling_rate))
+
+    def encode(self, inputs: list[Any]) -> list[Any]:
+        return list(inputs)  # decoded batch by batch: a dataset of waveforms may not fit in memory
+
+    def _features(self, waves: list[Any], lengths: list[int]) -> dict[str, torch.Tensor]:
+        hop = self.feature_extractor.hop_length
+        window = (-(-self.clip_samples // self.sampling_rate) + 1) * self.sampling_rate  # clip + 1 s, whole seconds
+        extracted = self.feature_extractor(
+            waves, sampling_rate=self.sampling_rate, padding="max_length", max_length=window, return_tensors="pt"
+        )
+        frames = torch.tensor([max(1, n // hop) for n in lengths])
+        return {"input_features": extracted["input_features"], "frames": frames}
+
+    def _waves(self, items: list[Any], training: bool) -> dict[str, torch.Tensor]:
+        import numpy as np
+
+        from transferkit.data.audio import augment, fit_length, read_audio, trim_silence
+
+        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item())) if training else None
+        waves, lengths = [], []
+        for item in items:
+            wave = read_audio(item, self.sampling_rate)
+            if self.trim_silence:
+                wave = trim_silence(wave, self.sampling_rate)
+            if rng is not None and self.augment:
+                wave = augment(wave, rng, self.sampling_rate)
+            lengths.append(min(len(wave), self.clip_samples))
+            waves.append(fit_length(wave, self.clip_samples, "random" if rng is not None else "centre", rng))
+        return self._features(waves, lengths)
+
+    def collate(self, items: list[Any]) -> dict[str, torch.Tensor]:
+        return self._waves(items, training=False)
+
+    def train_collate(self, items: list[Any]) -> dict[str, torch.Tensor]:
+        return self._waves(items, training=True)
+
+    def item_length(self, item: Any) -> int:
+        return 1
+
+    def item_digest(self, item: Any) -> bytes:
+        from transferkit.data.audio import audio_digest
+
+        return audio_digest(item)
+
+    # -- features ---------------------------------------------------------------------------------
+    def forward_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        from transferkit.backbones.whisper_clip import encode_clip
+
+        return encode_clip(self.model, batch["input_features"], batch["frames"])
+
+    def blocks(self) -> list[nn.Module]:
+        """The convolutional stem with the position table, each transformer layer, the final layer norm."""
+        model = self.model
+        stem = nn.ModuleList([model.conv1, model.conv2, model.embed_positions])
+        return [stem, *model.layers, nn.ModuleList([model.layer_norm])]
+
+    @property
+    def lora_targets(self) -> list[str]:
+        return ["q_proj", "v_proj"]
+
+    @property
+    def data_config(self) -> dict[str, Any]:
+        return {
+            "modality": "audio",
+            "sampling_rate": self.sampling_rate,
+            "clip_seconds": self.clip_seconds,
+            "training_crop": "random",
+            "evaluation_crop": "centre",
+        }
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "name": self.name,
+            "clip_seconds": self.clip_seconds,
+            "augment": self.augment,
+            "trim_silence": self.trim_silence,
+        }
+
+    def save_files(self, directory: Path) -> None:
+        self.model.config.save_pretrained(directory)
+        self.feature_extractor.save_pretrained(directory)
+        (directory / AUDIO_CONFIG).write_text(json.dumps(self.spec(), indent=2) + "\n")
+
+
+def is_whisper_directory(path: Path) -> bool:
+    try:
+        return json.loads((path / "config.json").read_text()).get("model_type") == "whisper"
+    except (OSError, ValueError):
+        return False
