@@ -292,25 +292,6 @@ def check_audio(
 
 def folder_examples(directory: Path) -> tuple[list[str], list[str]]:
     """`directory/<class>/*.wav|flac|ogg|mp3` -> (paths, class names). Empty class folders are an error."""
-    directory = Path(directory)
-    classes = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise DataFileError(
-            f"{str(directory)!r} has no class folders. Audio data is a folder per class: "
-            f"{directory}/<class>/*.wav (or {', '.join(AUDIO_SUFFIXES[1:])})."
-        )
-    paths, labels, empty = [], [], []
-    for class_dir in classes:
-        files = sorted(
-            str(p) for p in class_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
-        )
-        if not files:
-            empty.append(class_dir.name)
-        paths += files
-        labels += [class_dir.name] * len(files)
-    if empty:
-        raise DataError(
-            f"Class folder(s) {', '.join(map(repr, empty))} in {str(directory)!r} hold no audio "
-            f"({', '.join(AUDIO_SUFFIXES)}). Add clips or remove the folder."
-        )
-    return paths, labels
+    from transferkit.data.folders import class_folder_files
+
+    return class_folder_files(directory, AUDIO_SUFFIXES, "audio clips")

@@ -107,27 +107,9 @@ def check_images(paths: Sequence[Any], labels: list | None, skip_bad: bool) -> t
 
 def folder_examples(directory: Path) -> tuple[list[str], list[str]]:
     """`directory/<class>/*.png|jpg|...` -> (paths, class names). Empty class folders are an error."""
-    classes = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise DataFileError(
-            f"{str(directory)!r} has no class folders. Image data is a folder per class: "
-            f"{directory}/<class>/*.png (or .jpg, .webp, ...)."
-        )
-    paths, labels, empty = [], [], []
-    for class_dir in classes:
-        files = sorted(
-            str(p) for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-        )
-        if not files:
-            empty.append(class_dir.name)
-        paths += files
-        labels += [class_dir.name] * len(files)
-    if empty:
-        raise DataError(
-            f"Class folder(s) {', '.join(map(repr, empty))} in {str(directory)!r} hold no images "
-            f"({', '.join(IMAGE_SUFFIXES)}). Add images or remove the folder."
-        )
-    return paths, labels
+    from transferkit.data.folders import class_folder_files
+
+    return class_folder_files(directory, IMAGE_SUFFIXES, "images")
 
 
 def resolve_paths(values: Sequence[Any], base: Path, allow_outside: bool, source: str) -> list[str]:
