@@ -87,7 +87,8 @@ def few_shot(rows: list[dict], per_class: int, seed: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--splits", default="official,speaker", help="comma-separated: official, speaker")
-    parser.add_argument("--finetune", action="store_true", help="also lp-ft, lora and full (slow on a CPU)")
+    parser.add_argument("--finetune", action="store_true", help="also fine-tune (slow on a CPU): see --methods")
+    parser.add_argument("--methods", default="lp-ft,lora,full", help="fine-tuning strategies with --finetune")
     parser.add_argument("--draws", type=int, default=5, help="few-shot draws (5 clips per digit) per fold")
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs")
     args = parser.parse_args()
@@ -97,7 +98,7 @@ def main() -> None:
     rows, cache = read_fsdd(), {}
     methods = {"probe": dict(strategy="probe")}
     if args.finetune:
-        methods |= {m: dict(strategy=m, epochs=args.epochs) for m in ("lp-ft", "lora", "full")}
+        methods |= {m: dict(strategy=m, epochs=args.epochs) for m in args.methods.split(",")}
     table = []
     for which in args.splits.split(","):
         scores: dict[str, list[float]] = {}

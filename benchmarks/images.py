@@ -8,9 +8,9 @@ randomness changes). Methods:
   * probe: a head on frozen Lite0 ImageNet features (features cached once, so seeds cost head time);
   * probe (random init): the same architecture and head, random weights;
   * lp-ft / full (`--finetune`): fine-tune the pretrained network; full (random init) trains it from scratch.
-    These cost minutes per run on a CPU, so they run at 10 per class only.
+    These cost minutes per run on a CPU: by default at 10 per class only (`--finetune-shots 10,100`).
 
-    .venv/bin/python benchmarks/images.py [--finetune] [--seeds 5]
+    .venv/bin/python benchmarks/images.py [--finetune] [--finetune-only] [--finetune-shots 10,100] [--seeds 5]
 """
 
 from __future__ import annotations
@@ -98,7 +98,9 @@ def main() -> None:
     parser.add_argument(
         "--finetune", action="store_true", help="also lp-ft / full / full from random init at 10 per class"
     )
-    parser.add_argument("--finetune-only", action="store_true", help="only the fine-tuning methods (10 per class)")
+    parser.add_argument("--finetune-only", action="store_true", help="only the fine-tuning methods")
+    parser.add_argument("--shots", default="10,100", help="comma-separated training images per class")
+    parser.add_argument("--finetune-shots", default="10", help="per-class sizes at which to fine-tune as well")
     parser.add_argument("--datasets", default="MNIST,Fashion-MNIST", help="comma-separated: MNIST, Fashion-MNIST")
     args = parser.parse_args()
     os.environ.setdefault("TRANSFERKIT_CACHE", tempfile.mkdtemp(prefix="transferkit-bench-images-"))
@@ -125,10 +127,11 @@ def main() -> None:
     wanted = args.datasets.split(",")
     for name, loader in [(n, f) for n, f in (("MNIST", mnist), ("Fashion-MNIST", fashion_mnist)) if n in wanted]:
         train, test = loader()
-        for shots in (10,) if args.finetune_only else (10, 100):
+        tuned = {int(n) for n in args.finetune_shots.split(",")}
+        for shots in sorted(tuned) if args.finetune_only else [int(n) for n in args.shots.split(",")]:
             scores: dict[str, list[float]] = {"pixels + LR": []}
             times: dict[str, float] = {}
-            chosen = dict(methods, **(finetune if args.finetune and shots == 10 else {}))
+            chosen = dict(methods, **(finetune if args.finetune and shots in tuned else {}))
             if args.finetune_only:
                 chosen = finetune
             for seed in range(args.seeds):
