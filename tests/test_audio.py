@@ -155,3 +155,15 @@ def test_cli_fit_and_predict_audio_paths(tmp_path, audio_folder, capsys):
     capsys.readouterr()
     assert main(["predict", str(out), str(clip)]) == 0
     assert capsys.readouterr().out.split("\t")[0] == "high"
+
+
+@pytest.mark.parametrize(
+    "backbone,strategy", [("tiny-wav2vec2", "lora"), ("tiny-hubert", "lp-ft"), ("tiny-ast", "full")]
+)
+def test_other_hugging_face_audio_models_fit_and_reload(tmp_path, audio_folder, backbone, strategy):
+    model = tk.FineTuner(**{**TINY_AUDIO, "backbone": backbone, "epochs": 2}, strategy=strategy).fit(
+        audio_folder, verbose=False
+    )
+    assert model.run_info_["backbone"]["source"] == "hf_audio_model"
+    saved = model.save(tmp_path / backbone)
+    assert np.array_equal(tk.load(saved).predict_proba(_test_clips()), model.predict_proba(_test_clips()))

@@ -103,6 +103,25 @@ def _tiny_whisper(**options: Any):
     )
 
 
+def _tiny_audio_model(kind: str, **options: Any):
+    from transferkit.backbones import testing_audio
+    from transferkit.backbones.hf_audio_models import HFAudioBackbone
+
+    directory = getattr(testing_audio, f"tiny_{kind}_dir")()
+    return HFAudioBackbone.from_pretrained(directory, name=f"tiny-{kind}", **_pick(options, AUDIO_OPTIONS))
+
+
+BACKBONES.register("tiny-wav2vec2", "2-layer random-init wav2vec2, 32-d, with attention mask (for tests)")(
+    partial(_tiny_audio_model, "wav2vec2")
+)
+BACKBONES.register("tiny-hubert", "2-layer random-init HuBERT, 32-d, no attention mask (for tests)")(
+    partial(_tiny_audio_model, "hubert")
+)
+BACKBONES.register("tiny-ast", "2-layer random-init Audio Spectrogram Transformer, 32-d (for tests)")(
+    partial(_tiny_audio_model, "ast")
+)
+
+
 _TEMPLATES: OrderedDict[tuple, Any] = OrderedDict()
 TEMPLATES_KEPT = 2  # loaded backbones kept in memory, so repeated fits (sweeps, repeats) skip loading
 
@@ -159,10 +178,13 @@ def _load_backbone(name: str, **options: Any):
                 "Point --backbone at the folder that holds config.json and the weights."
             )
         from transferkit.backbones.hf_audio import WhisperAudioBackbone, is_whisper_directory
+        from transferkit.backbones.hf_audio_models import HFAudioBackbone, is_audio_model_directory
         from transferkit.backbones.hf_vision import HFVisionBackbone, is_vision_directory
 
         if is_whisper_directory(path):
             return WhisperAudioBackbone.from_pretrained(path, name=str(path.resolve()), **_pick(options, AUDIO_OPTIONS))
+        if is_audio_model_directory(path):  # before the vision check: these hold a preprocessor_config.json too
+            return HFAudioBackbone.from_pretrained(path, name=str(path.resolve()), **_pick(options, AUDIO_OPTIONS))
         if is_vision_directory(path):
             return HFVisionBackbone.from_pretrained(path, name=str(path.resolve()), **_pick(options, IMAGE_OPTIONS))
         return HFTextBackbone.from_pretrained(path, name=str(path.resolve()), **_pick(options, TEXT_OPTIONS))
@@ -184,6 +206,7 @@ def rebuild_backbone(directory: Path, spec: dict[str, Any], module: Any = None):
     from functools import partial
 
     from transferkit.backbones.hf_audio import WhisperAudioBackbone
+    from transferkit.backbones.hf_audio_models import HFAudioBackbone
     from transferkit.backbones.hf_text import HFTextBackbone
     from transferkit.backbones.hf_vision import HFVisionBackbone
     from transferkit.backbones.timm_vision import TimmBackbone
@@ -194,6 +217,7 @@ def rebuild_backbone(directory: Path, spec: dict[str, Any], module: Any = None):
         TimmBackbone.source: TimmBackbone.from_files,
         HFVisionBackbone.source: HFVisionBackbone.from_files,
         WhisperAudioBackbone.source: WhisperAudioBackbone.from_files,
+        HFAudioBackbone.source: HFAudioBackbone.from_files,
         ModuleBackbone.source: partial(ModuleBackbone.from_files, module=module),
         ImageModuleBackbone.source: partial(ImageModuleBackbone.from_files, module=module),
     }
