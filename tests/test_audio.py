@@ -167,3 +167,12 @@ def test_other_hugging_face_audio_models_fit_and_reload(tmp_path, audio_folder, 
     assert model.run_info_["backbone"]["source"] == "hf_audio_model"
     saved = model.save(tmp_path / backbone)
     assert np.array_equal(tk.load(saved).predict_proba(_test_clips()), model.predict_proba(_test_clips()))
+
+
+def test_resemblyzer_speaker_encoder_as_backbone(tmp_path, audio_folder):
+    model = tk.FineTuner(**{**TINY_AUDIO, "backbone": "resemblyzer", "epochs": 2}, strategy="lp-ft").fit(
+        audio_folder, verbose=False
+    )
+    assert model.run_info_["backbone"]["source"] == "resemblyzer" and model.model_.backbone.num_features == 256
+    saved = model.save(tmp_path / "resemblyzer")
+    assert np.array_equal(tk.load(saved).predict_proba(_test_clips()), model.predict_proba(_test_clips()))

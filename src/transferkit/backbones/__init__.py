@@ -103,6 +103,23 @@ def _tiny_whisper(**options: Any):
     )
 
 
+@BACKBONES.register(
+    "resemblyzer",
+    "Resemblyzer GE2E speaker encoder (3-layer LSTM, 1.4M params, 256-d, 16 kHz mel, 1.6 s clips); embedded, offline",
+)
+def _resemblyzer(**options: Any):
+    from transferkit.backbones.resemblyzer import ResemblyzerBackbone
+
+    return ResemblyzerBackbone.from_package(name="resemblyzer", **_pick(options, AUDIO_OPTIONS))
+
+
+@BACKBONES.register("tiny-resemblyzer", "1-layer random-init Resemblyzer LSTM, 16-d (for tests)")
+def _tiny_resemblyzer(**options: Any):
+    from transferkit.backbones.resemblyzer import tiny_resemblyzer
+
+    return tiny_resemblyzer(**_pick(options, AUDIO_OPTIONS))
+
+
 def _tiny_audio_model(kind: str, **options: Any):
     from transferkit.backbones import testing_audio
     from transferkit.backbones.hf_audio_models import HFAudioBackbone
@@ -209,6 +226,7 @@ def rebuild_backbone(directory: Path, spec: dict[str, Any], module: Any = None):
     from transferkit.backbones.hf_audio_models import HFAudioBackbone
     from transferkit.backbones.hf_text import HFTextBackbone
     from transferkit.backbones.hf_vision import HFVisionBackbone
+    from transferkit.backbones.resemblyzer import ResemblyzerBackbone
     from transferkit.backbones.timm_vision import TimmBackbone
     from transferkit.backbones.torch_module import ImageModuleBackbone, ModuleBackbone
 
@@ -218,6 +236,7 @@ def rebuild_backbone(directory: Path, spec: dict[str, Any], module: Any = None):
         HFVisionBackbone.source: HFVisionBackbone.from_files,
         WhisperAudioBackbone.source: WhisperAudioBackbone.from_files,
         HFAudioBackbone.source: HFAudioBackbone.from_files,
+        ResemblyzerBackbone.source: ResemblyzerBackbone.from_files,
         ModuleBackbone.source: partial(ModuleBackbone.from_files, module=module),
         ImageModuleBackbone.source: partial(ImageModuleBackbone.from_files, module=module),
     }

@@ -57,7 +57,8 @@ def decay_groups(named_params, lr: float, weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
     for name, param in named_params:
         if param.requires_grad:
-            (no_decay if name.endswith(NO_DECAY) else decay).append(param)
+            bias = name.endswith(NO_DECAY) or name.rsplit(".", 1)[-1].startswith("bias")  # LSTM: bias_ih_l0, ...
+            (no_decay if bias else decay).append(param)
     groups = [{"params": decay, "lr": lr, "weight_decay": weight_decay}]
     groups.append({"params": no_decay, "lr": lr, "weight_decay": 0.0})
     return [g for g in groups if g["params"]]
