@@ -6,7 +6,8 @@ few-shot column: 5 clips per digit drawn from the training part (5 draws).
 Methods:
   * MFCC + LR: 13 MFCCs (DCT of Whisper's own log-mel features), mean and std over time, then scikit-learn's
     logistic regression on standardised features;
-  * probe: a linear head on frozen, mean-pooled Whisper tiny.en encoder states (features cached once);
+  * probe: a linear head on frozen backbone features (features cached once): Whisper tiny.en (mean-pooled
+    encoder states) and, with `--backbones whisper-tiny,resemblyzer`, the Resemblyzer speaker encoder;
   * lp-ft / lora / full (`--finetune`): fine-tuning the encoder (minutes per run on a CPU).
 
     .venv/bin/python benchmarks/audio.py [--finetune] [--splits official,speaker] [--draws 5]
@@ -91,14 +92,23 @@ def main() -> None:
     parser.add_argument("--methods", default="lp-ft,lora,full", help="fine-tuning strategies with --finetune")
     parser.add_argument("--draws", type=int, default=5, help="few-shot draws (5 clips per digit) per fold")
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs")
+    parser.add_argument("--backbones", default="whisper-tiny", help="comma-separated: whisper-tiny, resemblyzer")
     args = parser.parse_args()
     os.environ.setdefault("TRANSFERKIT_CACHE", tempfile.mkdtemp(prefix="transferkit-bench-audio-"))
     import transferkit as tk
 
     rows, cache = read_fsdd(), {}
-    methods = {"probe": dict(strategy="probe")}
-    if args.finetune:
-        methods |= {m: dict(strategy=m, epochs=args.epochs) for m in args.methods.split(",")}
+    backbones = args.backbones.split(",")
+
+    def named(method: str, backbone: str) -> str:
+        return method if len(backbones) == 1 else f"{method} ({backbone})"
+
+    methods = {}
+    for backbone in backbones:
+        methods[named("probe", backbone)] = dict(strategy="probe", backbone=backbone)
+        if args.finetune:
+            for m in args.methods.split(","):
+                methods[named(m, backbone)] = dict(strategy=m, epochs=args.epochs, backbone=backbone)
     table = []
     for which in args.splits.split(","):
         scores: dict[str, list[float]] = {}
@@ -111,16 +121,17 @@ def main() -> None:
                 model = tk.FineTuner(**params).fit([r["path"] for r in train], labels, verbose=False)
                 fold[method] = model.score([r["path"] for r in test], [r["label"] for r in test])
                 times[method] = times.get(method, 0.0) + time.perf_counter() - started
-            shots_mfcc, shots_probe = [], []
+            shots_scores: dict[str, list[float]] = {}
             for seed in range(args.draws):
                 shots = few_shot(train, 5, seed)
-                shots_mfcc.append(mfcc_lr(shots, test, cache))
-                model = tk.FineTuner(strategy="probe", seed=seed).fit(
-                    [r["path"] for r in shots], [r["label"] for r in shots], verbose=False
-                )
-                shots_probe.append(model.score([r["path"] for r in test], [r["label"] for r in test]))
-            fold["MFCC + LR, 5/digit"] = statistics.mean(shots_mfcc)
-            fold["probe, 5/digit"] = statistics.mean(shots_probe)
+                shots_scores.setdefault("MFCC + LR, 5/digit", []).append(mfcc_lr(shots, test, cache))
+                for backbone in backbones:
+                    model = tk.FineTuner(strategy="probe", backbone=backbone, seed=seed).fit(
+                        [r["path"] for r in shots], [r["label"] for r in shots], verbose=False
+                    )
+                    score = model.score([r["path"] for r in test], [r["label"] for r in test])
+                    shots_scores.setdefault(named("probe", backbone) + ", 5/digit", []).append(score)
+            fold |= {name: statistics.mean(values) for name, values in shots_scores.items()}
             for method, value in fold.items():
                 scores.setdefault(method, []).append(value)
             print(f"{which} {name}: " + ", ".join(f"{m} {v:.3f}" for m, v in fold.items()), flush=True)
