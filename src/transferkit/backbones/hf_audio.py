@@ -16,12 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from transferkit.backbones.audio_inputs import AudioInputs
 from transferkit.errors import BackboneError
 
 AUDIO_CONFIG = "transferkit_audio.json"
 
 
-class WhisperAudioBackbone(nn.Module):
+class WhisperAudioBackbone(AudioInputs, nn.Module):
     source = "hf_audio"
 
     def __init__(
@@ -74,13 +75,6 @@ class WhisperAudioBackbone(nn.Module):
         )
 
     # -- inputs -----------------------------------------------------------------------------------
-    @property
-    def clip_samples(self) -> int:
-        return int(round(self.clip_seconds * self.sampling_rate))
-
-    def encode(self, inputs: list[Any]) -> list[Any]:
-        return list(inputs)  # decoded batch by batch: a dataset of waveforms may not fit in memory
-
     def _features(self, waves: list[Any], lengths: list[int]) -> dict[str, torch.Tensor]:
         hop = self.feature_extractor.hop_length
         window = (-(-self.clip_samples // self.sampling_rate) + 1) * self.sampling_rate  # clip + 1 s, whole seconds
@@ -89,37 +83,6 @@ class WhisperAudioBackbone(nn.Module):
         )
         frames = torch.tensor([max(1, n // hop) for n in lengths])
         return {"input_features": extracted["input_features"], "frames": frames}
-
-    def _waves(self, items: list[Any], training: bool) -> dict[str, torch.Tensor]:
-        import numpy as np
-
-        from transferkit.data.audio import augment, fit_length, read_audio, trim_silence
-
-        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item())) if training else None
-        waves, lengths = [], []
-        for item in items:
-            wave = read_audio(item, self.sampling_rate)
-            if self.trim_silence:
-                wave = trim_silence(wave, self.sampling_rate)
-            if rng is not None and self.augment:
-                wave = augment(wave, rng, self.sampling_rate)
-            lengths.append(min(len(wave), self.clip_samples))
-            waves.append(fit_length(wave, self.clip_samples, "random" if rng is not None else "centre", rng))
-        return self._features(waves, lengths)
-
-    def collate(self, items: list[Any]) -> dict[str, torch.Tensor]:
-        return self._waves(items, training=False)
-
-    def train_collate(self, items: list[Any]) -> dict[str, torch.Tensor]:
-        return self._waves(items, training=True)
-
-    def item_length(self, item: Any) -> int:
-        return 1
-
-    def item_digest(self, item: Any) -> bytes:
-        from transferkit.data.audio import audio_digest
-
-        return audio_digest(item)
 
     # -- features ---------------------------------------------------------------------------------
     def forward_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -139,13 +102,7 @@ class WhisperAudioBackbone(nn.Module):
 
     @property
     def data_config(self) -> dict[str, Any]:
-        return {
-            "modality": "audio",
-            "sampling_rate": self.sampling_rate,
-            "clip_seconds": self.clip_seconds,
-            "training_crop": "random",
-            "evaluation_crop": "centre",
-        }
+        return self.audio_data_config()
 
     def spec(self) -> dict[str, Any]:
         return {

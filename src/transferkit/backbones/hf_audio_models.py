@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from transferkit.backbones.audio_inputs import AudioInputs
 from transferkit.backbones.hf_audio import AUDIO_CONFIG
 from transferkit.errors import BackboneError
 
@@ -73,7 +74,7 @@ def _check_model_type(model_type: str | None, name: str) -> None:
         )
 
 
-class HFAudioBackbone(nn.Module):
+class HFAudioBackbone(AudioInputs, nn.Module):
     source = "hf_audio_model"
 
     def __init__(
@@ -141,17 +142,12 @@ class HFAudioBackbone(nn.Module):
         )
 
     # -- inputs -----------------------------------------------------------------------------------
-    @property
-    def clip_samples(self) -> int:
-        return int(round(self.clip_seconds * self.sampling_rate))
-
-    def encode(self, inputs: list[Any]) -> list[Any]:
-        return list(inputs)  # decoded batch by batch: a dataset of waveforms may not fit in memory
-
     def _features(self, waves: list[Any], lengths: list[int]) -> dict[str, torch.Tensor]:
-        """Cropped (unpadded) waves -> model inputs; raw-waveform models also get the frames to pool over."""
+        """Cropped waves -> model inputs; raw-waveform models also get the frames to pool over."""
         import numpy as np
 
+        lengths = [max(1, n) for n in lengths]
+        waves = [w[:n] for w, n in zip(waves, lengths)]  # unpadded: the extractor pads (and masks) to the window
         if self.spectrogram:  # the extractor pads the filterbank to its fixed max_length
             waves = [np.pad(w, (0, max(0, _MIN_AST_SAMPLES - len(w)))) for w in waves]
             extracted = self.feature_extractor(waves, sampling_rate=self.sampling_rate, return_tensors="pt")
@@ -168,38 +164,6 @@ class HFAudioBackbone(nn.Module):
         if getattr(self.feature_extractor, "return_attention_mask", False):
             batch["attention_mask"] = extracted["attention_mask"]
         return batch
-
-    def _waves(self, items: list[Any], training: bool) -> dict[str, torch.Tensor]:
-        import numpy as np
-
-        from transferkit.data.audio import augment, fit_length, read_audio, trim_silence
-
-        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item())) if training else None
-        waves, lengths = [], []
-        for item in items:
-            wave = read_audio(item, self.sampling_rate)
-            if self.trim_silence:
-                wave = trim_silence(wave, self.sampling_rate)
-            if rng is not None and self.augment:
-                wave = augment(wave, rng, self.sampling_rate)
-            length = max(1, min(len(wave), self.clip_samples))
-            lengths.append(length)
-            waves.append(fit_length(wave, self.clip_samples, "random" if rng is not None else "centre", rng)[:length])
-        return self._features(waves, lengths)
-
-    def collate(self, items: list[Any]) -> dict[str, torch.Tensor]:
-        return self._waves(items, training=False)
-
-    def train_collate(self, items: list[Any]) -> dict[str, torch.Tensor]:
-        return self._waves(items, training=True)
-
-    def item_length(self, item: Any) -> int:
-        return 1
-
-    def item_digest(self, item: Any) -> bytes:
-        from transferkit.data.audio import audio_digest
-
-        return audio_digest(item)
 
     # -- features ---------------------------------------------------------------------------------
     def _base(self) -> nn.Module:
@@ -281,11 +245,7 @@ class HFAudioBackbone(nn.Module):
     @property
     def data_config(self) -> dict[str, Any]:
         return {
-            "modality": "audio",
-            "sampling_rate": self.sampling_rate,
-            "clip_seconds": self.clip_seconds,
-            "training_crop": "random",
-            "evaluation_crop": "centre",
+            **self.audio_data_config(),
             "model_type": self.model_type,
             "pooling": "pooler_output" if self.spectrogram else "mean",
         }

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from transferkit.backbones.audio_inputs import AudioInputs
 from transferkit.errors import BackboneError, ConfigError
 
 SAMPLING_RATE = 16000
@@ -150,7 +151,7 @@ def load_package_state(path: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if k not in LOSS_KEYS}
 
 
-class ResemblyzerBackbone(nn.Module):
+class ResemblyzerBackbone(AudioInputs, nn.Module):
     source = "resemblyzer"
 
     def __init__(
@@ -193,48 +194,18 @@ class ResemblyzerBackbone(nn.Module):
 
     # -- inputs -----------------------------------------------------------------------------------
     @property
-    def clip_samples(self) -> int:
-        return int(round(self.clip_seconds * self.sampling_rate))
-
-    @property
     def clip_frames(self) -> int:
         """Mel frames per clip: 160 for 1.6 s (the centred STFT's extra last frame is dropped, as Resemblyzer's
         partial slices do)."""
         return self.clip_samples // HOP
 
-    def encode(self, inputs: list[Any]) -> list[Any]:
-        return list(inputs)  # decoded batch by batch: a dataset of waveforms may not fit in memory
+    def _prepare_wave(self, wave: Any) -> Any:
+        return normalize_volume(wave)
 
-    def _waves(self, items: list[Any], training: bool) -> dict[str, torch.Tensor]:
+    def _features(self, waves: list[Any], lengths: list[int]) -> dict[str, torch.Tensor]:
         import numpy as np
 
-        from transferkit.data.audio import augment, fit_length, read_audio, trim_silence
-
-        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item())) if training else None
-        waves = []
-        for item in items:
-            wave = read_audio(item, self.sampling_rate)
-            if self.trim_silence:
-                wave = trim_silence(wave, self.sampling_rate)
-            wave = normalize_volume(wave)
-            if rng is not None and self.augment:
-                wave = augment(wave, rng, self.sampling_rate)
-            waves.append(fit_length(wave, self.clip_samples, "random" if rng is not None else "centre", rng))
         return {"mels": mel_spectrogram(np.stack(waves))[:, : self.clip_frames]}
-
-    def collate(self, items: list[Any]) -> dict[str, torch.Tensor]:
-        return self._waves(items, training=False)
-
-    def train_collate(self, items: list[Any]) -> dict[str, torch.Tensor]:
-        return self._waves(items, training=True)
-
-    def item_length(self, item: Any) -> int:
-        return 1
-
-    def item_digest(self, item: Any) -> bytes:
-        from transferkit.data.audio import audio_digest
-
-        return audio_digest(item)
 
     # -- features ---------------------------------------------------------------------------------
     def forward_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -252,13 +223,7 @@ class ResemblyzerBackbone(nn.Module):
 
     @property
     def data_config(self) -> dict[str, Any]:
-        return {
-            "modality": "audio",
-            "sampling_rate": self.sampling_rate,
-            "clip_seconds": self.clip_seconds,
-            "training_crop": "random",
-            "evaluation_crop": "centre",
-        }
+        return self.audio_data_config()
 
     def spec(self) -> dict[str, Any]:
         return {
