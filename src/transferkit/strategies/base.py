@@ -27,7 +27,9 @@ class Phase:
     epochs: int
     prepare: Callable[[nn.Module], None]  # sets requires_grad for this phase
     param_groups: Callable[[nn.Module, TrainConfig], list[dict]]
-    train_mode: Callable[[nn.Module], None] | None = None  # after module.train(): frozen parts back to eval
+    train_mode: Callable[[nn.Module], None] | None = (
+        None  # after module.train(): more to put back in eval (fit already does fully frozen parts)
+    )
 
 
 class StrategyDefaults:

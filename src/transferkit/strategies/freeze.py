@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from transferkit.errors import ConfigError
-from transferkit.strategies.base import Phase, StrategyDefaults, backbone_groups, frozen_backbone_eval, head_groups
+from transferkit.strategies.base import Phase, StrategyDefaults, backbone_groups, head_groups
 
 
 @dataclass
@@ -41,7 +41,7 @@ class FreezeStrategy(StrategyDefaults):
         def groups(model, train):
             return backbone_groups(model, train, options.layer_lr_decay) + head_groups(model, train)
 
-        return [Phase("freeze", False, config.train.epochs, prepare, groups, frozen_backbone_eval)]
+        return [Phase("freeze", False, config.train.epochs, prepare, groups)]
 
     def artifact_info(self, model, config) -> dict:
         return {"trainable_blocks": config.freeze.trainable_blocks, "layer_lr_decay": config.freeze.layer_lr_decay}

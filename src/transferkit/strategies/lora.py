@@ -11,7 +11,7 @@ import warnings
 from dataclasses import dataclass
 
 from transferkit.errors import ConfigError
-from transferkit.strategies.base import Phase, decay_groups, frozen_backbone_eval, head_groups
+from transferkit.strategies.base import Phase, decay_groups, head_groups
 
 
 @dataclass
@@ -79,7 +79,7 @@ class LoraStrategy:
                 model.backbone.named_parameters(), config.lora.lora_lr, train.weight_decay
             ) + head_groups(model, train)
 
-        return [Phase("lora", False, config.train.epochs, prepare, groups, frozen_backbone_eval)]
+        return [Phase("lora", False, config.train.epochs, prepare, groups)]
 
     def artifact_info(self, model, config) -> dict:
         return {

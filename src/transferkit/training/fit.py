@@ -219,7 +219,7 @@ def _train_mode(model, phase, batchnorm: str) -> None:
 
     if phase.train_mode:
         phase.train_mode(model)
-    frozen_backbone_eval(model)  # fully frozen parts in inference mode (e.g. a probe that trains an input projection)
+    frozen_backbone_eval(model)  # every phase: fully frozen parts run in inference mode (dropout off, BatchNorm fixed)
     if batchnorm == "frozen":
         for module in model.backbone.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
