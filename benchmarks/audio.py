@@ -10,7 +10,7 @@ Methods:
     encoder states) and, with `--backbones whisper-tiny,resemblyzer`, the Resemblyzer speaker encoder;
   * lp-ft / lora / full (`--finetune`): fine-tuning the encoder (minutes per run on a CPU).
 
-    .venv/bin/python benchmarks/audio.py [--finetune] [--splits official,speaker] [--draws 5]
+    .venv/bin/python benchmarks/audio.py [--finetune] [--splits official,speaker] [--folds theo,lucas] [--draws 5]
 """
 
 from __future__ import annotations
@@ -92,6 +92,9 @@ def main() -> None:
     parser.add_argument("--methods", default="lp-ft,lora,full", help="fine-tuning strategies with --finetune")
     parser.add_argument("--draws", type=int, default=5, help="few-shot draws (5 clips per digit) per fold")
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs")
+    parser.add_argument(
+        "--folds", default="", help="speaker-held-out folds to run (comma-separated speakers; all if empty)"
+    )
     parser.add_argument("--backbones", default="whisper-tiny", help="comma-separated: whisper-tiny, resemblyzer")
     args = parser.parse_args()
     os.environ.setdefault("TRANSFERKIT_CACHE", tempfile.mkdtemp(prefix="transferkit-bench-audio-"))
@@ -114,6 +117,8 @@ def main() -> None:
         scores: dict[str, list[float]] = {}
         times: dict[str, float] = {}
         for name, train, test in folds(rows, which):
+            if which == "speaker" and args.folds and name not in args.folds.split(","):
+                continue
             labels = [r["label"] for r in train]
             fold = {"MFCC + LR": mfcc_lr(train, test, cache)}
             for method, params in methods.items():

@@ -3,6 +3,7 @@
     import transferkit as tk
     model = tk.FineTuner(backbone="minilm", epochs=3).fit("train.csv")
     model.predict(["what a great film"]); model.save("runs/x"); tk.load("runs/x")
+    llm = tk.FineTuner(task="generation").fit("pairs.jsonl"); llm.generate(["a question"])
 
 Heavy libraries (torch, transformers) load on first use, so `import transferkit` stays fast.
 """
@@ -14,10 +15,20 @@ from typing import Any
 from transferkit.errors import TransferkitError
 
 __version__ = "0.1.0"
-__all__ = ["FineTuner", "load", "load_examples", "list_backbones", "RunConfig", "TransferkitError", "__version__"]
+__all__ = [
+    "FineTuner",
+    "GenerativeFineTuner",
+    "load",
+    "load_examples",
+    "list_backbones",
+    "RunConfig",
+    "TransferkitError",
+    "__version__",
+]
 
 _LAZY = {
     "FineTuner": ("transferkit.api", "FineTuner"),
+    "GenerativeFineTuner": ("transferkit.generation.tuner", "GenerativeFineTuner"),
     "load": ("transferkit.api", "load"),
     "load_examples": ("transferkit.data.examples", "load_examples"),
     "list_backbones": ("transferkit.backbones", "list_backbones"),

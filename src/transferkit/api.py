@@ -10,7 +10,7 @@ from typing import Any
 
 from transferkit.config import RunConfig
 from transferkit.data.examples import ExampleSet, load_examples
-from transferkit.errors import DataError, NotFittedError
+from transferkit.errors import ConfigError, DataError, NotFittedError
 
 
 def _stderr(message: str) -> None:
@@ -80,6 +80,13 @@ class FineTuner:
     `strategy="full"`, `epochs=3`, `lr=5e-5`, `pooling="mean"`, `text_column="review"`.
     """
 
+    def __new__(cls, *args: Any, **params: Any):
+        if cls is FineTuner and params.get("task") == "generation":  # prompt -> response pairs: a causal LM
+            from transferkit.generation.tuner import GenerativeFineTuner
+
+            return super().__new__(GenerativeFineTuner)
+        return super().__new__(cls)
+
     def __init__(self, backbone: str | None = None, strategy: str = "full", **params: Any) -> None:
         self.params = {"backbone": backbone, "strategy": strategy, **params}
 
@@ -122,6 +129,10 @@ class FineTuner:
         if label is not None:
             params["label_column"] = label
         config = RunConfig.from_dict(params)
+        if config.generation.task == "generation":
+            raise ConfigError(
+                'task="generation" must be given when the model is created: FineTuner(task="generation").'
+            )
         load_options = self._load_options(config)
         data, val = split_folders(data, val)
         train_set = load_examples(data, labels, **load_options)
@@ -292,6 +303,10 @@ def load(directory: str | Path, device: str = "auto", module: Any = None) -> Fin
 
     directory = Path(directory)
     manifest = read_manifest(directory)
+    if manifest.get("task") == "generation":
+        from transferkit.generation.tuner import GenerativeFineTuner
+
+        return GenerativeFineTuner.load_run(directory, manifest, device)
     config = RunConfig.from_dict(manifest["config"])
     labels = manifest["labels"]
     backbone = rebuild_backbone(directory / BACKBONE_DIR, manifest["backbone"], module)

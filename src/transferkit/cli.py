@@ -25,10 +25,12 @@ EPILOG_FIT = """examples:
   transferkit fit --data clips/ --strategy probe --out runs/digits           (audio: a folder per class)
   transferkit fit --data source.npz --backbone mlp:1000-128 --out runs/src   (vectors: X, y in an .npz)
   transferkit fit --data new.npz --backbone runs/src --strategy probe --out runs/new  (a saved run as base)
+  transferkit fit --task generation --data pairs.jsonl --test held_out.jsonl --out runs/qa   (LoRA on SmolLM2)
 
 Data: CSV, TSV, JSONL/JSON or Parquet with a text and a label column (guessed when named text/sentence/
 review and label/class/...); an image or audio folder (<class>/*.png, <class>/*.wav) or a table of paths;
-vectors (.npz with X and y, .npy, or a table of numeric columns). Without --val, 10% of the training rows are held
+vectors (.npz with X and y, .npy, or a table of numeric columns); for --task generation, prompt/response pairs
+(or instruction/input/output, or chat `messages`). Without --val, 10% of the training rows are held
 out for early stopping.
 Strategies (see `transferkit strategies`): probe, freeze, lora, full, lp-ft. Checkpoints are written into
 --out every epoch (and every --checkpoint-steps), so an interrupted run continues with --resume.
@@ -107,6 +109,12 @@ def _print_eval(metrics: dict[str, Any], as_json: bool) -> None:
 
     if as_json:
         print(json.dumps(metrics, indent=2))
+    elif metrics.get("task") == "generation":
+        from transferkit.generation.metrics import format_generation_table
+
+        print(format_generation_table(metrics["models"]))
+        for example in metrics["examples"]:
+            print("\n" + "\n".join(f"{k:>10}: {str(v)[:200]}" for k, v in example.items()))
     else:
         print(format_metrics_table(metrics, metrics.get("majority_baseline")))
 
@@ -117,7 +125,13 @@ def _write_eval(run_dir: Path, data_path: str, metrics: dict[str, Any]) -> Path:
     path = run_dir / f"eval_{Path(data_path).stem}.json"
     path.write_text(json.dumps({"data": str(data_path), **metrics}, indent=2) + "\n")
     recorded = read_manifest(run_dir).get("metrics") or {}
-    recorded[Path(data_path).stem] = {k: metrics[k] for k in ("n", "accuracy", "macro_f1")}
+    if metrics.get("task") == "generation":  # each model's scores, without the generated texts
+        headline = {
+            name: {k: v for k, v in row.items() if k != "predictions"} for name, row in metrics["models"].items()
+        }
+    else:
+        headline = {k: metrics[k] for k in ("n", "accuracy", "macro_f1")}
+    recorded[Path(data_path).stem] = headline
     update_manifest(run_dir, {"metrics": recorded})
     return path
 
@@ -171,6 +185,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             'Nothing to predict: give inputs (transferkit predict RUN "some text", or image paths) or --data FILE/FOLDER.'
         )
     model = tk.load(args.run)
+    if hasattr(model, "generate"):  # a generative run: predicting is generating
+        return _print_generations(model, list(args.inputs) if args.inputs else Path(args.data), args, {})
     source = list(args.inputs) if args.inputs else Path(args.data)
     if args.inputs and model.modality_ == "vector":  # rows given on the command line: "0.1,2.5,3"
         source = [_numbers(row) for row in args.inputs]
@@ -198,6 +214,67 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_generations(model, source: Any, args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    """Answers to prompts: streamed to the terminal, or written as JSON lines / to --output."""
+    import pandas as pd
+
+    if isinstance(source, Path):
+        from transferkit.generation.pairs import load_prompts
+
+        source = load_prompts(source, model.config_.generation.prompt_column)
+    stream = not (args.output or args.json)
+    answers = []
+    for prompt in source:
+        if stream:
+            print(f"> {prompt}", flush=True)
+        answers += model.generate([prompt], stream=stream, **settings)
+        if stream:
+            print(flush=True)
+    if not stream:
+        frame = pd.DataFrame({"prompt": source, "response": answers})
+        if args.output:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            writer = frame.to_parquet if str(args.output).endswith(".parquet") else frame.to_json
+            options = (
+                {"index": False}
+                if writer == frame.to_parquet
+                else {"orient": "records", "lines": True, "force_ascii": False}
+            )
+            writer(args.output, **options)
+            print(f"wrote {len(frame)} responses to {args.output}", file=sys.stderr)
+        else:
+            print(frame.to_json(orient="records", lines=True, force_ascii=False))
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import transferkit as tk
+    from transferkit.export.artifact import is_run_dir
+
+    if not args.prompts and not args.data:
+        raise TransferkitError(
+            'Nothing to answer: give prompts (transferkit generate RUN "a question") or --data FILE.'
+        )
+    if not args.sample and (args.temperature != 1.0 or args.top_p != 1.0):
+        raise TransferkitError("--temperature and --top-p apply only when sampling: add --sample.")
+    if is_run_dir(args.run):
+        model = tk.load(args.run)
+        if not hasattr(model, "generate"):
+            raise TransferkitError(f"{args.run} is a classifier, not a generative run: use `transferkit predict`.")
+    else:  # a base model by name or directory: see what it does before fine-tuning
+        from transferkit.generation.tuner import GenerativeFineTuner
+
+        model = GenerativeFineTuner.from_base(args.run, system_prompt=args.system_prompt)
+    settings = {
+        "max_new_tokens": args.max_new_tokens,
+        "do_sample": args.sample,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "seed": args.seed,
+    }
+    return _print_generations(model, list(args.prompts) if args.prompts else Path(args.data), args, settings)
+
+
 def cmd_strategies(args: argparse.Namespace) -> int:
     from transferkit.strategies import STRATEGIES
 
@@ -213,6 +290,10 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     width = max(len(r["name"]) for r in rows)
     for row in rows:
         print(f"{row['name']:{width}}  {row['description']}")
+    from transferkit.generation.models import CAUSAL_LMS
+
+    for name, description in CAUSAL_LMS.items():
+        print(f"{name:{width}}  {description} [--task generation]")
     print(f"{'mlp:<widths>':{width}}  an MLP from scratch for feature vectors: mlp:1000-128 = 1000 inputs, 128 hidden")
     print(f"{'./run_dir':{width}}  a saved transferkit run: its trained backbone carried to a new task, new head")
     print(f"{'./path':{width}}  any local Hugging Face model directory (config.json + weights)")
@@ -275,6 +356,32 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--output", help="write predictions to this .csv or .parquet file")
     pr.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     pr.set_defaults(func=cmd_predict)
+
+    ge = sub.add_parser(
+        "generate",
+        help="answer prompts with a generative run (or a base language model)",
+        formatter_class=fmt,
+        epilog="examples:\n"
+        '  transferkit generate runs/qa "Which category is this fortune from? ..."\n'
+        '  transferkit generate smollm2 "What is the capital of France?"      (the base model, untrained)\n'
+        "  transferkit generate runs/qa --data prompts.jsonl --output answers.jsonl\n"
+        '  transferkit generate runs/qa "Write a haiku" --sample --temperature 0.8 --top-p 0.95 --seed 1\n\n'
+        "Greedy decoding unless --sample; answers stream to the terminal token by token.",
+    )
+    ge.add_argument(
+        "run", help="run directory of `transferkit fit --task generation`, or a base model (smollm2, a dir)"
+    )
+    ge.add_argument("prompts", nargs="*", help="prompts to answer")
+    ge.add_argument("--data", help="file of prompts (.jsonl/.csv/.parquet with a prompt column)")
+    ge.add_argument("--output", help="write prompt/response pairs to this .jsonl or .parquet file")
+    ge.add_argument("--json", action="store_true", help="print JSON lines instead of streaming")
+    ge.add_argument("--max-new-tokens", type=int, help="most tokens per answer (default: the run's max_new_tokens)")
+    ge.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    ge.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (with --sample)")
+    ge.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold (with --sample)")
+    ge.add_argument("--seed", type=int, help="seed for --sample (same seed, same answers)")
+    ge.add_argument("--system-prompt", help="system message for a base model (runs keep their own)")
+    ge.set_defaults(func=cmd_generate)
 
     bb = sub.add_parser("backbones", help="list the backbones available offline")
     bb.set_defaults(func=cmd_backbones)

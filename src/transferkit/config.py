@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from transferkit.errors import ConfigError
+from transferkit.generation.options import GenerationOptions
 from transferkit.registry import closest_match_hint
 from transferkit.strategies.freeze import FreezeOptions
 from transferkit.strategies.lora import LoraOptions
@@ -191,6 +192,7 @@ SECTIONS: dict[str, type] = {
     "freeze": FreezeOptions,
     "lora": LoraOptions,
     "train": TrainConfig,
+    "generation": GenerationOptions,
 }
 
 
@@ -207,6 +209,7 @@ class RunConfig:
     freeze: FreezeOptions = field(default_factory=FreezeOptions)
     lora: LoraOptions = field(default_factory=LoraOptions)
     train: TrainConfig = field(default_factory=TrainConfig)
+    generation: GenerationOptions = field(default_factory=GenerationOptions)
 
     @classmethod
     def valid_keys(cls) -> list[str]:

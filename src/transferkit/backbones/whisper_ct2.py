@@ -34,12 +34,8 @@ HF parameter set, else `BackboneError`.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -293,37 +289,12 @@ def convert_whisper(ct2_dir: str | Path, out_dir: str | Path) -> Path:
     return out_dir
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("TRANSFERKIT_CACHE", Path.home() / ".cache" / "transferkit")) / "models"
-
-
 def cached_conversion(ct2_dir: str | Path, name: str) -> Path:
-    """Convert `ct2_dir` once into $TRANSFERKIT_CACHE/models/<name>-<key> (temp dir + rename) and return it.
+    """Convert `ct2_dir` once into $TRANSFERKIT_CACHE/models/<name>-<key> and return it (see model_cache)."""
+    from transferkit.backbones.model_cache import cached_conversion as cached
 
-    The key hashes model.bin's size and mtime and the converter version, so a reinstalled wheel or a changed
-    converter gives a fresh conversion.
-    """
     ct2_dir = Path(ct2_dir)
-    try:
-        stat = (ct2_dir / "model.bin").stat()
-    except OSError as e:
-        raise BackboneError(f"Cannot read the CTranslate2 model {ct2_dir / 'model.bin'}: {e}") from None
-    key = hashlib.blake2b(f"{stat.st_size}:{stat.st_mtime_ns}:{CONVERTER_VERSION}".encode(), digest_size=6)
-    final = _cache_root() / f"{name}-{key.hexdigest()}"
-    if (final / "model.safetensors").is_file():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        convert_whisper(ct2_dir, temp)
-        try:
-            temp.rename(final)
-        except OSError:
-            if not (final / "model.safetensors").is_file():  # not a concurrent conversion that won the race
-                raise
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
-    return final
+    return cached(ct2_dir / "model.bin", name, lambda out: convert_whisper(ct2_dir, out), CONVERTER_VERSION)
 
 
 def whisper_tiny_dir() -> Path:

@@ -259,35 +259,28 @@ def check_audio(
         raise ConfigError(f"max_audio_seconds must be positive (or None for no limit), got {max_seconds!r}.")
     if not items:
         raise DataError("No audio clips were given. Pass at least one file path or (array, sampling_rate) pair.")
-    keep_inputs, keep_labels, bad = [], [] if labels is not None else None, []
-    for i, item in enumerate(items):
+    from transferkit.data.file_checks import UnusableFile, keep_usable
+
+    def check(item: Any, i: int) -> None:
         where = _where(item, i)
         try:
             _decode(item, max_seconds)
         except _TooLong as exc:
-            if not skip_bad:
-                raise DataFileError(
-                    f"Audio {where!r} is {exc.seconds:.1f} s long, over the limit of {max_seconds:g} s. Cut it into "
-                    f"shorter clips, raise the limit (--max-audio-seconds {int(exc.seconds) + 1}, or "
-                    "max_audio_seconds= in Python), or pass --skip-bad-files to skip over-long clips (they are "
-                    "counted in the log)."
-                ) from None
-            bad.append(f"{where}: {exc}, over the {max_seconds:g} s limit (--max-audio-seconds)")
-            continue
+            raise UnusableFile(
+                f"Audio {where!r} is {exc.seconds:.1f} s long, over the limit of {max_seconds:g} s. Cut it into "
+                f"shorter clips, raise the limit (--max-audio-seconds {int(exc.seconds) + 1}, or "
+                "max_audio_seconds= in Python), or pass --skip-bad-files to skip over-long clips (they are "
+                "counted in the log).",
+                f"{where}: {exc}, over the {max_seconds:g} s limit (--max-audio-seconds)",
+            ) from None
         except _Unreadable as exc:
-            if not skip_bad:
-                raise DataFileError(
-                    f"Cannot read audio {where!r}: {exc}. Fix or remove it, or pass --skip-bad-files to skip "
-                    "unreadable audio (they are counted in the log)."
-                ) from None
-            bad.append(f"{where}: {exc}")
-            continue
-        keep_inputs.append(item)
-        if keep_labels is not None:
-            keep_labels.append(labels[i])
-    if not keep_inputs:
-        raise DataError(f"None of the {len(items)} audio clips could be used (first problem: {bad[0]}).")
-    return keep_inputs, keep_labels, bad
+            raise UnusableFile(
+                f"Cannot read audio {where!r}: {exc}. Fix or remove it, or pass --skip-bad-files to skip "
+                "unreadable audio (they are counted in the log).",
+                f"{where}: {exc}",
+            ) from None
+
+    return keep_usable(items, labels, skip_bad, check, "audio clips")
 
 
 def folder_examples(directory: Path) -> tuple[list[str], list[str]]:

@@ -215,64 +215,13 @@ def _from_frame(frame, options: LoadOptions, source: str, base: Path | None = No
         labels = _labels_from(frame, columns, image_col, options, source)
         paths = resolve_paths(frame[image_col].tolist(), base or Path.cwd(), options.allow_outside_paths, source)
         return _image_set(paths, labels, source, options)
-    if _is_vector_table(frame, columns, options):
-        return _vector_table(frame, columns, options, source)
+    from transferkit.data.vector_examples import is_vector_table, vector_table
+
+    if is_vector_table(frame, columns, options):
+        return vector_table(frame, columns, options, source)
     text_col = _pick_column(columns, options.text, TEXT_COLUMNS, "text", "--text-column / text=")
     labels = _labels_from(frame, columns, text_col, options, source)
     return ExampleSet(_check_texts(frame[text_col].tolist(), source), labels, source)
-
-
-def _label_column(columns: list[str], options: LoadOptions) -> str | None:
-    """The label column of a feature table (None when predicting on a table without one)."""
-    try:
-        return _pick_column(columns, options.label, LABEL_COLUMNS, "label", "--label-column / label=")
-    except DataError:
-        if options.need_labels or options.label is not None:
-            raise
-        return None
-
-
-def _is_vector_table(frame, columns: list[str], options: LoadOptions) -> bool:
-    from transferkit.data.vectors import looks_numeric
-
-    if options.modality == "vector" or options.features:
-        return True
-    if options.modality is not None or options.text is not None or any(c.lower() in TEXT_COLUMNS for c in columns):
-        return False
-    rest = [c for c in columns if c.lower() not in LABEL_COLUMNS and c != options.label]
-    return looks_numeric(frame, rest)
-
-
-def _vector_table(frame, columns: list[str], options: LoadOptions, source: str) -> ExampleSet:
-    from transferkit.data.vectors import numeric_columns
-
-    label_col = _label_column(columns, options)
-    if options.features:
-        missing = [c for c in options.features if c not in columns]
-        if missing:
-            raise DataError(
-                f"{source} lacks feature column(s) {', '.join(map(repr, missing[:10]))}"
-                f"{closest_match_hint(missing[0], columns)} Columns found: {', '.join(map(repr, columns))}."
-            )
-        features = list(options.features)
-    else:
-        features = [c for c in columns if c != label_col]
-    if not features:
-        raise DataError(f"{source} has no feature columns besides the label column {label_col!r}.")
-    matrix = numeric_columns(frame.reset_index(drop=True), features, source)
-    labels = _clean_labels(frame[label_col].tolist(), source) if label_col is not None else None
-    return ExampleSet(list(matrix), labels, source, "vector", columns=features)
-
-
-def _vector_set(data: Any, labels: Any, source: str, options: LoadOptions) -> ExampleSet:
-    from transferkit.data.vectors import as_matrix, labels_from_array
-
-    matrix = as_matrix(data, source)
-    if labels is None and options.need_labels:
-        raise DataError(f"{source}: labels are missing: pass them as the second argument, e.g. fit(X, y).")
-    if labels is not None:
-        labels = _clean_labels(labels_from_array(labels, len(matrix), source), "the labels")
-    return ExampleSet(list(matrix), labels, source, "vector")
 
 
 def _image_set(inputs: list[Any], labels: list[Any] | None, source: str, options: LoadOptions) -> ExampleSet:
@@ -352,7 +301,9 @@ def _from_sequence(data: Sequence[Any], labels: Sequence[Any] | None, options: L
                 f"Feature-vector inputs must be rows of numbers, all of one width; row {bad + 1} is "
                 f"{type(inputs[bad]).__name__}: {str(inputs[bad])[:60]!r}."
             )
-        return _vector_set(inputs, labels, "the inputs", options)
+        from transferkit.data.vector_examples import vector_set
+
+        return vector_set(inputs, labels, "the inputs", options)
     if labels is None and options.need_labels:
         raise DataError("Labels are missing: pass them as the second argument, e.g. fit(inputs, labels).")
     if labels is not None:
@@ -388,6 +339,8 @@ def load_examples(data: Any, labels: Sequence[Any] | None = None, **options: Any
     """
     import pandas as pd
 
+    from transferkit.data.vector_examples import vector_set
+
     opts = LoadOptions(**options)
     if isinstance(data, ExampleSet):
         return data
@@ -397,9 +350,9 @@ def load_examples(data: Any, labels: Sequence[Any] | None = None, **options: Any
         from transferkit.data.vectors import read_arrays
 
         features, stored = read_arrays(Path(data))
-        return _vector_set(features, stored if labels is None else labels, f"{str(data)!r}", opts)
+        return vector_set(features, stored if labels is None else labels, f"{str(data)!r}", opts)
     if _is_array(data) and getattr(data, "ndim", 0) == 2 and opts.modality != "image":
-        return _vector_set(data, labels, "the array", opts)
+        return vector_set(data, labels, "the array", opts)
     if isinstance(data, (str, Path)):
         from transferkit.data.tables import read_table
 

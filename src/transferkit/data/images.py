@@ -84,25 +84,20 @@ def check_images(paths: Sequence[Any], labels: list | None, skip_bad: bool) -> t
     """Decode every image once. Bad ones raise an error naming the file, or are dropped (and listed) with skip_bad."""
     from PIL import Image
 
-    keep_inputs, keep_labels, bad = [], [] if labels is not None else None, []
-    for i, item in enumerate(paths):
+    from transferkit.data.file_checks import UnusableFile, keep_usable
+
+    def check(item: Any, i: int) -> None:
         try:
             read_image(item)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             where = str(item) if isinstance(item, (str, Path)) else f"image #{i + 1}"
-            if not skip_bad:
-                raise DataFileError(
-                    f"Cannot read image {where!r}: {exc}. Fix or remove the file, or pass --skip-bad-files to skip "
-                    "unreadable images (they are counted in the log)."
-                ) from None
-            bad.append(f"{where}: {exc}")
-            continue
-        keep_inputs.append(item)
-        if keep_labels is not None:
-            keep_labels.append(labels[i])
-    if not keep_inputs:
-        raise DataError(f"None of the {len(paths)} images could be read (first problem: {bad[0]}).")
-    return keep_inputs, keep_labels, bad
+            raise UnusableFile(
+                f"Cannot read image {where!r}: {exc}. Fix or remove the file, or pass --skip-bad-files to skip "
+                "unreadable images (they are counted in the log).",
+                f"{where}: {exc}",
+            ) from None
+
+    return keep_usable(paths, labels, skip_bad, check, "images")
 
 
 def folder_examples(directory: Path) -> tuple[list[str], list[str]]:

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,30 +88,40 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
 
 
-def save_artifact(
-    directory: str | Path, model, manifest: dict[str, Any], overwrite: bool = False, native_export=None
-) -> Path:
-    """Write everything to a sibling temp dir, then rename into place: a failure leaves no half artifact."""
-    from safetensors.torch import save_file
-
+def write_atomically(directory: str | Path, overwrite: bool, write: Callable[[Path], None]) -> Path:
+    """Run `write(tmp)` into a sibling temp dir, then rename it into place: a failure leaves no half artifact."""
     directory = check_output_dir(directory, overwrite)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         tmp.mkdir()
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
-        (tmp / BACKBONE_DIR).mkdir()
-        model.backbone.save_files(tmp / BACKBONE_DIR)
-        manifest = {"format_version": FORMAT_VERSION, **manifest}
-        if native_export is not None:
-            manifest["native_export"] = native_export(model, tmp)
-        _write_json(tmp / MANIFEST, manifest)
+        write(tmp)
         _replace(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    _write_json(directory / MANIFEST, {"format_version": FORMAT_VERSION, **manifest})
+
+
+def save_artifact(
+    directory: str | Path, model, manifest: dict[str, Any], overwrite: bool = False, native_export=None
+) -> Path:
+    """Weights, backbone files, native exports and transferkit.json, written atomically."""
+    from safetensors.torch import save_file
+
+    def write(tmp: Path) -> None:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        (tmp / BACKBONE_DIR).mkdir()
+        model.backbone.save_files(tmp / BACKBONE_DIR)
+        extra = {"native_export": native_export(model, tmp)} if native_export is not None else {}
+        write_manifest(tmp, {**manifest, **extra})
+
+    return write_atomically(directory, overwrite, write)
 
 
 def _replace(tmp: Path, directory: Path) -> None:

@@ -24,6 +24,11 @@ from transferkit.training.checkpoint import Checkpointer, rng_state, set_rng_sta
 from transferkit.training.inference import run_batched
 from transferkit.training.schedule import build_optimizer
 
+# (module, validation batches, device) -> (row of metrics for the history, score: higher is better)
+Validator = Callable[[nn.Module, "Batches", Any], tuple[dict, tuple]]
+# (module output, targets) -> scalar loss
+Objective = Callable[[Any, torch.Tensor], torch.Tensor]
+
 
 @dataclass
 class Batches:
@@ -66,12 +71,18 @@ def _changing_state(module: nn.Module) -> dict:
     return {k: v.detach().clone() for k, v in module.state_dict().items() if k in trainable or k in buffers}
 
 
-def _validate(module: nn.Module, val: Batches, train: TrainConfig, device, num_classes: int) -> dict:
-    module.eval()
-    logits = run_batched(module, val.items, val.collate, val.lengths, train.eval_batch_size, device)
-    metrics = classification_metrics(list(val.labels), logits.argmax(-1).tolist(), num_classes)
-    metrics["loss"] = nn.functional.cross_entropy(logits, torch.tensor(list(val.labels))).item()
-    return metrics
+def classification_validator(train: TrainConfig, num_classes: int) -> Validator:
+    """Validation for classifiers: accuracy, macro-F1 and loss; ranked by `train.metric`, then lower loss."""
+
+    def validate(module: nn.Module, val: Batches, device) -> tuple[dict, tuple[float, float]]:
+        module.eval()
+        logits = run_batched(module, val.items, val.collate, val.lengths, train.eval_batch_size, device)
+        metrics = classification_metrics(list(val.labels), logits.argmax(-1).tolist(), num_classes)
+        metrics["loss"] = nn.functional.cross_entropy(logits, torch.tensor(list(val.labels))).item()
+        row = {f"val_{k}": round(metrics[k], 6) for k in ("loss", "accuracy", "macro_f1")}
+        return row, (metrics[train.metric], -metrics["loss"])
+
+    return validate
 
 
 def train_loop(
@@ -90,8 +101,14 @@ def train_loop(
     checkpointer: Checkpointer | None = None,
     resume: bool = False,
     head_only: bool = False,
+    objective: Objective | None = None,
+    validate: Validator | None = None,
 ) -> TrainResult:
-    """Train `module` on `data`; with `val`, keep the best epoch and stop after `patience` epochs without gain."""
+    """Train `module` on `data`; with `val`, keep the best epoch and stop after `patience` epochs without gain.
+
+    `objective` turns the module's output and the targets into the loss (default: cross-entropy on logits);
+    `validate` scores an epoch (default: classification metrics ranked by `train.metric`).
+    """
     batch_size = train.head_batch_size if head_only else train.batch_size
     batches = LengthGroupedBatches(data.lengths, batch_size, train.seed, train.group_by_length and not head_only)
     loader = torch.utils.data.DataLoader(
@@ -105,8 +122,11 @@ def train_loop(
     # The optimizer and scheduler stay plain torch objects: stepping them only when gradients are synced is
     # explicit below, and accelerate's optimizer wrapper costs ~1 ms per step, which dominates head-only training.
     module, loader = accelerator.prepare(module, loader)
-    run = _Run(module, optimizer, scheduler, loader, batches, val, train, epochs, num_classes, accelerator)
+    validate = validate or classification_validator(train, num_classes)
+    run = _Run(module, optimizer, scheduler, loader, batches, val, train, epochs, validate, accelerator)
     run.log, run.phase, run.checkpointer = log, phase, checkpointer or Checkpointer(None, "")
+    if objective is not None:
+        run.loss_fn = objective
     saved = run.restore() if resume else None
     while not run.state.done and run.state.epoch <= epochs:
         run.train_epoch(train_mode, saved)
@@ -131,21 +151,21 @@ class _Run:
     val: Batches | None
     train: TrainConfig
     epochs: int
-    num_classes: int
+    validate: Validator
     accelerator: Any
     log: Callable[[str], None] | None = None
     phase: str = "train"
     checkpointer: Checkpointer = field(default_factory=lambda: Checkpointer(None, ""))
     state: LoopState = field(default_factory=LoopState)
     result: TrainResult = field(default_factory=TrainResult)
-    loss_fn: nn.Module = field(default_factory=lambda: nn.CrossEntropyLoss())
+    loss_fn: Objective = field(default_factory=lambda: nn.CrossEntropyLoss())
 
     def restore(self) -> dict | None:
         """Continue from this phase's checkpoint, if there is one; returns it (its RNG state is set later)."""
         saved = self.checkpointer.load(self.phase)
         if saved is None:
             return None
-        self.accelerator.unwrap_model(self.module).load_state_dict(saved["module"])
+        self.accelerator.unwrap_model(self.module).load_state_dict(saved["module"], strict=False)
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
         self.state = LoopState(**saved["loop"])
@@ -160,7 +180,8 @@ class _Run:
             self.checkpointer.save(
                 self.phase,
                 {
-                    "module": self.accelerator.unwrap_model(self.module).state_dict(),
+                    # frozen weights never move (they are rebuilt identically on resume): only what trains is saved
+                    "module": _changing_state(self.accelerator.unwrap_model(self.module)),
                     "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(),
                     "loop": vars(self.state),
@@ -229,9 +250,8 @@ class _Run:
         state, result, epoch = self.state, self.result, self.state.epoch
         row: dict[str, Any] = {"epoch": epoch, "train_loss": round(state.running / max(state.seen, 1), 6)}
         if self.val is not None and len(self.val.items):
-            metrics = _validate(self.module, self.val, self.train, self.accelerator.device, self.num_classes)
-            row.update({f"val_{k}": round(metrics[k], 6) for k in ("loss", "accuracy", "macro_f1")})
-            score = (metrics[self.train.metric], -metrics["loss"])  # the metric first; lower loss breaks ties
+            metrics, score = self.validate(self.module, self.val, self.accelerator.device)
+            row.update(metrics)
             if score > state.best_score:
                 state.best_score, state.stale, result.best_epoch = score, 0, epoch
                 state.best_state = _changing_state(self.accelerator.unwrap_model(self.module))
@@ -245,8 +265,7 @@ class _Run:
             result.stopped_early = state.done = True
             if self.log:
                 self.log(
-                    f"  early stop: no {self.train.metric} gain for {state.stale} epoch(s); best was epoch "
-                    f"{result.best_epoch}"
+                    f"  early stop: no validation gain for {state.stale} epoch(s); best was epoch {result.best_epoch}"
                 )
         state.done = state.done or epoch >= self.epochs
         self.save_checkpoint()
