@@ -202,6 +202,8 @@ def test_sampling_is_seeded_and_options_are_checked():
         base.generate(["hello"], temperature=0.5)
     with pytest.raises(ConfigError, match="lora, full"):
         tk.FineTuner(**{**TINY_LM, "strategy": "probe"}).fit(PAIRS, verbose=False)
+    with pytest.raises(ConfigError, match="--head-lr, --pooling do not apply to --task generation"):
+        tk.FineTuner(**TINY_LM, pooling="cls", head_lr=0.1).fit(PAIRS, verbose=False)
     with pytest.raises(ConfigError, match="predict_proba|probabilities"):
         base.predict_proba(["hello"])
 
@@ -266,3 +268,20 @@ def test_cli_fit_generate_and_evaluate(tmp_path, capsys):
     assert "--sample" in capsys.readouterr().err
     assert main(["evaluate", str(out), "--data", str(data), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["models"]["fine-tuned"]["n"] == len(PAIRS)
+
+
+def test_answer_only_logits_give_the_models_own_loss(tiny_lm):
+    """The objective projects onto the vocabulary only where an answer token is predicted: same loss as the
+    model's full-logits loss, padded or packed."""
+    from transferkit.generation.train import CausalLMObjective
+
+    model, tokenizer = tiny_lm
+    encoded = [encode_conversation(tokenizer, _chat(p, r), 512) for p, r in [("hello there", "hi!"), ("2+2?", "four")]]
+    objective = CausalLMObjective(model)
+    assert objective.sliced
+    for batch in (
+        padded_batch(encoded, tokenizer.pad_token_id),
+        packed_batch(pack(encoded, 512), tokenizer.pad_token_id),
+    ):
+        with torch.no_grad():
+            assert torch.allclose(objective(batch), model(**batch, use_cache=False).loss, atol=1e-5)

@@ -6,6 +6,7 @@ own shifted cross-entropy over answer tokens) and a validation that reports loss
 
 from __future__ import annotations
 
+import inspect
 import math
 import random
 import time
@@ -71,14 +72,28 @@ def add_adapters(model, config: RunConfig):
 
 
 class CausalLMObjective(nn.Module):
-    """Wraps the model so the loop's `module(batch)` returns the loss over answer tokens."""
+    """Wraps the model so the loop's `module(batch)` returns the mean loss over answer tokens.
+
+    Where the model accepts a boolean `logits_to_keep` (Llama, Qwen, GPT-2, ... in transformers 5), the
+    vocabulary projection and softmax run only at positions whose next token is an answer token: the prompt's
+    logits are never computed (on SmolLM2 the 49k-word projection is about a fifth of the model's work).
+    """
 
     def __init__(self, lm) -> None:
         super().__init__()
         self.lm = lm
+        base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+        self.sliced = "logits_to_keep" in inspect.signature(base.forward).parameters
 
     def forward(self, batch: dict):
-        return self.lm(**batch, use_cache=False).loss
+        if not self.sliced:
+            return self.lm(**batch, use_cache=False).loss
+        labels = batch["labels"]
+        keep = torch.zeros_like(labels, dtype=torch.bool)
+        keep[:, :-1] = labels[:, 1:] != IGNORE  # position t predicts token t + 1
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        logits = self.lm(**inputs, use_cache=False, logits_to_keep=keep).logits  # [answer tokens, vocab]
+        return nn.functional.cross_entropy(logits.float(), labels[:, 1:][keep[:, :-1]])
 
 
 def lm_validator(batch_size: int) -> Callable:

@@ -12,7 +12,35 @@ from transferkit.config import RunConfig
 from transferkit.errors import ConfigError, NotFittedError
 from transferkit.generation.pairs import PairSet, load_pairs, prompts_from
 
-SHOWN_EXAMPLES = 5  # evaluated examples written out side by side (prompt, reference, base, fine-tuned)
+SHOWN_EXAMPLES = 5
+# Options of classification runs that mean nothing for a language model: setting one is a mistake worth naming.
+CLASSIFICATION_ONLY = (
+    "head",
+    "head_hidden",
+    "head_dropout",
+    "head_epochs",
+    "head_batch_size",
+    "head_lr",
+    "probe_lr",
+    "pooling",
+    "metric",
+    "feature_cache",
+    "batchnorm",
+    "image_column",
+    "audio_column",
+    "feature_columns",
+    "standardize",
+    "clip_seconds",
+    "trim_silence",
+    "max_audio_seconds",
+    "weights",
+    "output_layer",
+    "image_size",
+    "trainable_blocks",
+    "layer_lr_decay",
+    "label_column",
+    "text_column",
+)  # evaluated examples written out side by side (prompt, reference, base, fine-tuned)
 
 
 class GenerativeFineTuner(FineTuner):
@@ -29,7 +57,18 @@ class GenerativeFineTuner(FineTuner):
     def _config(self) -> RunConfig:
         params = dict(self.params)
         params["backbone"] = params.get("backbone") or "smollm2"
-        return RunConfig.from_dict(params)
+        config = RunConfig.from_dict(params)
+        defaults = RunConfig().to_flat_dict()
+        given = config.to_flat_dict()
+        misplaced = [k for k in CLASSIFICATION_ONLY if given[k] != defaults[k]]
+        if misplaced:
+            flags = ", ".join("--" + k.replace("_", "-") for k in misplaced)
+            raise ConfigError(
+                f"{flags} {'does' if len(misplaced) == 1 else 'do'} not apply to --task generation (a language model "
+                "has no classification head, pooling or image/audio input). Drop them; for the data use "
+                "--prompt-column / --response-column."
+            )
+        return config
 
     def _pair_options(self, **overrides: Any) -> dict[str, Any]:
         g = self.config_.generation if hasattr(self, "config_") else self._config().generation
