@@ -6,10 +6,12 @@ Tasks (both built offline, with disjoint held-out test sets):
   * topics: the topic of an AG News article (../shared/datasets/ag_news; title + first words of the
     description) answered with exactly one of World, Sports, Business, Sci/Tech (a fixed-format QA task).
 For each task: the base model and each strategy's fine-tuned model on the same test prompts (greedy):
-exact match, token F1, chrF, answer perplexity; training wall time, trainable parameters, training and
-generation tokens/s on this machine.
+exact match, token F1, chrF, answer perplexity; training wall time, trainable parameters, training tokens/s
+(prompt and answer tokens through the model), answer tokens per second of evaluation wall time (prompt
+processing included, so low for one-word answers), and the base model's pure decoding speed.
 
     .venv/bin/python benchmarks/generation.py [--tasks numbers,topics] [--strategies lora,full] [--train 300]
+    .venv/bin/python benchmarks/generation.py --tasks ""        (only the decoding speed)
 """
 
 from __future__ import annotations
@@ -72,6 +74,34 @@ def topics_task(n_train: int, n_test: int, seed: int = 0) -> tuple[list, list]:
     return read("train.csv", n_train), read("test.csv", n_test)
 
 
+def decode_speed(backbone: str, new_tokens: int = 64) -> list[tuple[int, float]]:
+    """Greedy decoding speed of the base model: (batch size, generated tokens per second), prompt excluded,
+    with generation forced to run `new_tokens` steps."""
+    import time
+
+    import torch
+
+    import transferkit as tk
+    from transferkit.generation.decode import _left_padded
+    from transferkit.generation.tokens import encode_prompt
+
+    model = tk.GenerativeFineTuner.from_base(backbone)
+    prompt = encode_prompt(model.tokenizer_, [{"role": "user", "content": "Tell me about the history of Paris."}])
+    speeds = []
+    for batch in (1, 8):
+        ids, mask = _left_padded([prompt] * batch, model.tokenizer_.pad_token_id)
+        timings = []
+        for steps in (2, 1, new_tokens + 1):  # a warm-up call, then the two timed ones  # the difference removes the prompt's processing
+            started = time.perf_counter()
+            with torch.inference_mode():
+                model.model_.generate(
+                    input_ids=ids, attention_mask=mask, max_new_tokens=steps, min_new_tokens=steps, do_sample=False
+                )
+            timings.append(time.perf_counter() - started)
+        speeds.append((batch, batch * new_tokens / (timings[2] - timings[1])))
+    return speeds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="numbers,topics", help="comma-separated: numbers, topics")
@@ -83,13 +113,14 @@ def main() -> None:
     parser.add_argument("--lora-lr", type=float, default=2e-3, help="learning rate of the LoRA adapters")
     parser.add_argument("--lr", type=float, default=5e-5, help="learning rate of full fine-tuning")
     parser.add_argument("--packing", action="store_true", help="pack examples into max-length rows")
+    parser.add_argument("--no-speed", action="store_true", help="skip the decoding-speed measurement")
     args = parser.parse_args()
     os.environ.setdefault("TRANSFERKIT_CACHE", str(Path.home() / ".cache" / "transferkit"))
     import transferkit as tk
 
     builders = {"numbers": numbers_task, "topics": topics_task}
     table = []
-    for task in args.tasks.split(","):
+    for task in filter(None, args.tasks.split(",")):
         train, test = builders[task](args.train, args.test)
         for i, strategy in enumerate(args.strategies.split(",")):
             model = tk.FineTuner(
@@ -129,6 +160,10 @@ def main() -> None:
             f"| {task} | {name} | {row['exact_match']:.3f} [{low:.2f}, {high:.2f}] | {row['token_f1']:.3f} | "
             f"{row['chrf']:.1f} | {row['perplexity']:.2f} | {trained} | {row['generated_tokens_per_second']:.0f} |"
         )
+
+    if not args.no_speed:
+        for batch, speed in decode_speed(args.backbone):
+            print(f"decoding speed, batch {batch}: {speed:.0f} generated tokens/s (greedy, 64 new tokens)")
 
 
 if __name__ == "__main__":

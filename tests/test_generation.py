@@ -285,3 +285,79 @@ def test_answer_only_logits_give_the_models_own_loss(tiny_lm):
     ):
         with torch.no_grad():
             assert torch.allclose(objective(batch), model(**batch, use_cache=False).loss, atol=1e-5)
+
+
+def test_multi_turn_without_a_chat_template_trains_both_answers():
+    from transferkit.generation.testing import byte_tokenizer
+
+    tokenizer = byte_tokenizer(chat_template=None)
+    encoded = encode_conversation(tokenizer, _chat("hi", "hello") + _chat("bye", "ciao"), 512)
+    trained = tokenizer.decode([t for t, label in zip(encoded.input_ids, encoded.labels) if label != IGNORE])
+    assert trained == "hello<|im_end|>ciao<|im_end|>"
+
+
+def test_generation_stops_at_the_templates_end_of_turn_token():
+    """A tokenizer whose EOS is <|endoftext|> but whose template ends answers with <|im_end|> (Qwen-style)."""
+    from transferkit.generation.testing import byte_tokenizer
+    from transferkit.generation.tokens import end_of_turn_ids
+
+    tokenizer = byte_tokenizer()
+    assert end_of_turn_ids(tokenizer) == [tokenizer.convert_tokens_to_ids("<|im_end|>")]
+    tokenizer.eos_token = "<|endoftext|>"
+    ids = end_of_turn_ids(tokenizer)
+    assert ids == [tokenizer.convert_tokens_to_ids("<|endoftext|>"), tokenizer.convert_tokens_to_ids("<|im_end|>")]
+
+
+def test_column_names_in_fit_and_a_refused_save_keeps_the_adapters(tmp_path):
+    import pandas as pd
+
+    from transferkit.errors import ArtifactError
+    from transferkit.generation.artifact import has_adapters
+
+    frame = pd.DataFrame({"src": [p for p, _ in PAIRS], "tgt": [r for _, r in PAIRS]})
+    model = tk.FineTuner(**TINY_LM, epochs=1, merge_adapters=True).fit(frame, text="src", label="tgt", verbose=False)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "file.txt").write_text("x")
+    with pytest.raises(ArtifactError, match="already holds"):
+        model.save(tmp_path / "taken")
+    assert has_adapters(model.model_)  # not merged by the refused save
+    from transferkit.errors import BackboneError
+
+    run = model.save(tmp_path / "run")
+    with pytest.raises(BackboneError, match="generative run"):
+        tk.FineTuner(backbone=str(run), strategy="probe").fit(["a", "b"] * 5, ["x", "y"] * 5, verbose=False)
+
+
+def test_resume_on_other_frozen_weights_is_refused(tmp_path, monkeypatch):
+    from transferkit.errors import ArtifactError
+    from transferkit.training import checkpoint as checkpoint_module
+
+    options = {**TINY_LM, "epochs": 2}
+    original = checkpoint_module.Checkpointer.save
+
+    def crashing(self, phase, state):
+        original(self, phase, {**state, "frozen_digest": state["frozen_digest"] + 1.0})  # as if other base weights
+        raise Interrupted
+
+    monkeypatch.setattr(checkpoint_module.Checkpointer, "save", crashing)
+    with pytest.raises(Interrupted):
+        tk.FineTuner(**options).fit(PAIRS, verbose=False, checkpoint_dir=tmp_path / "ckpt")
+    monkeypatch.setattr(checkpoint_module.Checkpointer, "save", original)
+    with pytest.raises(ArtifactError, match="other frozen weights"):
+        tk.FineTuner(**options).fit(PAIRS, verbose=False, checkpoint_dir=tmp_path / "ckpt", resume=True)
+
+
+def test_cli_generate_reads_chat_files_and_writes_csv(tmp_path):
+    import pandas as pd
+
+    from transferkit.cli import main
+
+    chats = tmp_path / "chats.jsonl"
+    rows = [
+        {"messages": [{"role": "user", "content": f"copy: {w}"}, {"role": "assistant", "content": w}]} for w in "ab"
+    ]
+    chats.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "answers.csv"
+    assert main(["generate", "tiny-llama", "--data", str(chats), "--output", str(out), "--max-new-tokens", "3"]) == 0
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert frame["prompt"].tolist() == ["copy: a", "copy: b"] and len(frame["response"]) == 2

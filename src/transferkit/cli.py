@@ -186,7 +186,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
     model = tk.load(args.run)
     if hasattr(model, "generate"):  # a generative run: predicting is generating
-        return _print_generations(model, list(args.inputs) if args.inputs else Path(args.data), args, {})
+        from transferkit.cli_generate import print_generations
+
+        args.prompt_column = args.text_column
+        return print_generations(model, list(args.inputs) if args.inputs else Path(args.data), args, {})
     source = list(args.inputs) if args.inputs else Path(args.data)
     if args.inputs and model.modality_ == "vector":  # rows given on the command line: "0.1,2.5,3"
         source = [_numbers(row) for row in args.inputs]
@@ -212,67 +215,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for shown_input, label, p in zip(frame[column], frame["label"], frame["probability"]):
             print(f"{label}\t{p:.3f}\t{shown_input[:100]}")
     return 0
-
-
-def _print_generations(model, source: Any, args: argparse.Namespace, settings: dict[str, Any]) -> int:
-    """Answers to prompts: streamed to the terminal, or written as JSON lines / to --output."""
-    import pandas as pd
-
-    if isinstance(source, Path):
-        from transferkit.generation.pairs import load_prompts
-
-        source = load_prompts(source, model.config_.generation.prompt_column)
-    stream = not (args.output or args.json)
-    answers = []
-    for prompt in source:
-        if stream:
-            print(f"> {prompt}", flush=True)
-        answers += model.generate([prompt], stream=stream, **settings)
-        if stream:
-            print(flush=True)
-    if not stream:
-        frame = pd.DataFrame({"prompt": source, "response": answers})
-        if args.output:
-            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-            writer = frame.to_parquet if str(args.output).endswith(".parquet") else frame.to_json
-            options = (
-                {"index": False}
-                if writer == frame.to_parquet
-                else {"orient": "records", "lines": True, "force_ascii": False}
-            )
-            writer(args.output, **options)
-            print(f"wrote {len(frame)} responses to {args.output}", file=sys.stderr)
-        else:
-            print(frame.to_json(orient="records", lines=True, force_ascii=False))
-    return 0
-
-
-def cmd_generate(args: argparse.Namespace) -> int:
-    import transferkit as tk
-    from transferkit.export.artifact import is_run_dir
-
-    if not args.prompts and not args.data:
-        raise TransferkitError(
-            'Nothing to answer: give prompts (transferkit generate RUN "a question") or --data FILE.'
-        )
-    if not args.sample and (args.temperature != 1.0 or args.top_p != 1.0):
-        raise TransferkitError("--temperature and --top-p apply only when sampling: add --sample.")
-    if is_run_dir(args.run):
-        model = tk.load(args.run)
-        if not hasattr(model, "generate"):
-            raise TransferkitError(f"{args.run} is a classifier, not a generative run: use `transferkit predict`.")
-    else:  # a base model by name or directory: see what it does before fine-tuning
-        from transferkit.generation.tuner import GenerativeFineTuner
-
-        model = GenerativeFineTuner.from_base(args.run, system_prompt=args.system_prompt)
-    settings = {
-        "max_new_tokens": args.max_new_tokens,
-        "do_sample": args.sample,
-        "temperature": args.temperature,
-        "top_p": args.top_p,
-        "seed": args.seed,
-    }
-    return _print_generations(model, list(args.prompts) if args.prompts else Path(args.data), args, settings)
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:
@@ -357,31 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     pr.set_defaults(func=cmd_predict)
 
-    ge = sub.add_parser(
-        "generate",
-        help="answer prompts with a generative run (or a base language model)",
-        formatter_class=fmt,
-        epilog="examples:\n"
-        '  transferkit generate runs/qa "Which category is this fortune from? ..."\n'
-        '  transferkit generate smollm2 "What is the capital of France?"      (the base model, untrained)\n'
-        "  transferkit generate runs/qa --data prompts.jsonl --output answers.jsonl\n"
-        '  transferkit generate runs/qa "Write a haiku" --sample --temperature 0.8 --top-p 0.95 --seed 1\n\n'
-        "Greedy decoding unless --sample; answers stream to the terminal token by token.",
-    )
-    ge.add_argument(
-        "run", help="run directory of `transferkit fit --task generation`, or a base model (smollm2, a dir)"
-    )
-    ge.add_argument("prompts", nargs="*", help="prompts to answer")
-    ge.add_argument("--data", help="file of prompts (.jsonl/.csv/.parquet with a prompt column)")
-    ge.add_argument("--output", help="write prompt/response pairs to this .jsonl or .parquet file")
-    ge.add_argument("--json", action="store_true", help="print JSON lines instead of streaming")
-    ge.add_argument("--max-new-tokens", type=int, help="most tokens per answer (default: the run's max_new_tokens)")
-    ge.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    ge.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (with --sample)")
-    ge.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold (with --sample)")
-    ge.add_argument("--seed", type=int, help="seed for --sample (same seed, same answers)")
-    ge.add_argument("--system-prompt", help="system message for a base model (runs keep their own)")
-    ge.set_defaults(func=cmd_generate)
+    from transferkit.cli_generate import add_parser as add_generate_parser
+
+    add_generate_parser(sub)
 
     bb = sub.add_parser("backbones", help="list the backbones available offline")
     bb.set_defaults(func=cmd_backbones)

@@ -21,10 +21,12 @@ def _left_padded(rows: list[list[int]], pad_id: int):
 
 
 def _stop_ids(model, tokenizer) -> list[int]:
+    """The model's configured EOS ids plus the tokens that end an answer as trained (see end_of_turn_ids)."""
+    from transferkit.generation.tokens import end_of_turn_ids
+
     configured = getattr(model.generation_config, "eos_token_id", None)
     ids = configured if isinstance(configured, list) else [configured]
-    ids = [i for i in ids if i is not None]
-    return ids or [tokenizer.eos_token_id]
+    return list(dict.fromkeys([i for i in ids if i is not None] + end_of_turn_ids(tokenizer)))
 
 
 def generate_answers(
@@ -39,32 +41,41 @@ def generate_answers(
     """Decoded answers (special tokens removed, whitespace stripped), in the order of `prompts`."""
     import torch
     from tqdm.auto import tqdm
-    from transformers import TextStreamer
 
     encoded = [encode_prompt(tokenizer, p) for p in prompts]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))  # similar lengths: less padding
     size = 1 if stream else batch_size
     answers: dict[int, str] = {}
-    device = next(model.parameters()).device
     options = {**settings, "eos_token_id": _stop_ids(model, tokenizer), "pad_token_id": tokenizer.pad_token_id}
     if not settings.get("do_sample"):
         options |= {"temperature": None, "top_p": None, "top_k": None}  # silence sampling defaults of the config
-    if seed is not None:
-        torch.manual_seed(seed)
     batches = [order[i : i + size] for i in range(0, len(order), size)]
-    for batch in tqdm(batches, desc="generating", unit="batch", leave=False, disable=True if stream else None):
-        ids, mask = _left_padded([encoded[i] for i in batch], tokenizer.pad_token_id)
-        streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True) if stream else None
-        with torch.inference_mode():
-            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), streamer=streamer, **options)
-        for row, i in enumerate(batch):
-            answers[i] = tokenizer.decode(out[row, ids.shape[1] :], skip_special_tokens=True).strip()
-        if stream:
-            sys.stdout.flush()
+    with torch.random.fork_rng():  # a seed for sampling leaves the caller's random state alone
+        if seed is not None:
+            torch.manual_seed(seed)
+        for batch in tqdm(batches, desc="generating", unit="batch", leave=False, disable=True if stream else None):
+            answers.update(_generate_batch(model, tokenizer, [encoded[i] for i in batch], batch, options, stream))
     return [answers[i] for i in range(len(prompts))]
 
 
-def answer_perplexity(model, tokenizer, pairs, config) -> float:
+def _generate_batch(model, tokenizer, rows: list[list[int]], indices: list[int], options: dict, stream: bool):
+    """{index: answer} for one left-padded batch; streamed to stdout token by token with `stream`."""
+    import torch
+    from transformers import TextStreamer
+
+    ids, mask = _left_padded(rows, tokenizer.pad_token_id)
+    device = next(model.parameters()).device
+    streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True) if stream else None
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), streamer=streamer, **options)
+    if stream:
+        sys.stdout.flush()
+    return {
+        i: tokenizer.decode(out[row, ids.shape[1] :], skip_special_tokens=True).strip() for row, i in enumerate(indices)
+    }
+
+
+def answer_perplexity(model, tokenizer, pairs, config) -> float | None:
     """exp(mean negative log-likelihood per reference-answer token), teacher-forced."""
     from transferkit.generation.train import CausalLMObjective, batches_of, encode_pairs, lm_validator, max_length_of
 
@@ -72,6 +83,8 @@ def answer_perplexity(model, tokenizer, pairs, config) -> float:
     encoded, _ = encode_pairs(pairs, tokenizer, max_length)
     batches = batches_of(encoded, tokenizer.pad_token_id, max_length, packing=False)
     device = next(model.parameters()).device
+    if not encoded:
+        return None  # no reference answer fits in max_length
     metrics, _ = lm_validator(config.train.eval_batch_size)(CausalLMObjective(model), batches, device)
     return metrics["val_perplexity"]
 

@@ -64,7 +64,7 @@ def resolve_causal_lm(name: str | None) -> Path:
         from transferkit.generation.testing import tiny_llama_dir
 
         return tiny_llama_dir()
-    path = Path(name).expanduser()
+    path = Path(name).expanduser().resolve()  # absolute: runs record where their base model lives
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise BackboneError(f"{str(path)!r} has no config.json: pass a transformers causal-LM directory.")

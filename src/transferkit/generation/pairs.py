@@ -18,7 +18,7 @@ from typing import Any
 
 from transferkit.errors import DataError
 
-PROMPT_COLUMNS = ("prompt", "question", "query", "source", "input", "text", "instruction")
+PROMPT_COLUMNS = ("prompt", "question", "query", "instruction", "source", "input", "text")
 RESPONSE_COLUMNS = ("response", "answer", "output", "completion", "target", "reply")
 MESSAGE_COLUMNS = ("messages", "conversations", "conversation", "chat")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
@@ -66,19 +66,22 @@ def _messages(value: Any, row: int, source: str) -> list[Message]:
             value = json.loads(value)
         except json.JSONDecodeError:
             raise DataError(f"{source}: row {row + 1}: messages is not a JSON list of turns.") from None
-    turns = []
-    for turn in list(value):
-        turn = dict(turn)
-        role = turn.get("role", turn.get("from"))
-        content = turn.get("content", turn.get("value"))
-        if role not in SHAREGPT_ROLES or content is None:
-            raise DataError(
-                f"{source}: row {row + 1}: each message needs a role (system/user/assistant) and content; got {turn}."
-            )
-        turns.append({"role": SHAREGPT_ROLES[role], "content": str(content)})
+    turns = [_turn(turn, row, source) for turn in list(value)]
     if not any(t["role"] == "assistant" for t in turns):
         raise DataError(f"{source}: row {row + 1}: the conversation has no assistant turn to learn from.")
     return turns
+
+
+def _turn(turn: Any, row: int, source: str) -> Message:
+    """One chat turn as {"role", "content"} (ShareGPT's from/value and human/gpt roles read too)."""
+    turn = dict(turn)
+    role = turn.get("role", turn.get("from"))
+    content = turn.get("content", turn.get("value"))
+    if role not in SHAREGPT_ROLES or content is None:
+        raise DataError(
+            f"{source}: row {row + 1}: each message needs a role (system/user/assistant) and content; got {turn}."
+        )
+    return {"role": SHAREGPT_ROLES[role], "content": str(content)}
 
 
 def _pick(columns: list[str], wanted: str | None, candidates: tuple[str, ...], flag: str) -> str | None:
@@ -187,12 +190,21 @@ def prompts_from(inputs: Any, system_prompt: str | None = None) -> list[list[Mes
     return prompts
 
 
-def load_prompts(path: str | Path, prompt_column: str | None = None) -> list[str]:
-    """Prompts from a file (no responses needed): the prompt column, or Alpaca instruction (+ input)."""
+def load_prompts(path: str | Path, prompt_column: str | None = None) -> list[Any]:
+    """Prompts from a file (no responses needed): the prompt column, Alpaca instruction (+ input), or chat
+    `messages` (each conversation up to its last assistant turn, if it has one)."""
     from transferkit.data.tables import read_table
 
     frame = read_table(path)
     columns = [str(c) for c in frame.columns]
+    chat = next((c for c in MESSAGE_COLUMNS if c in columns), None)
+    if chat and prompt_column is None:
+        conversations = []
+        for i, value in enumerate(frame[chat].tolist()):
+            turns = [_turn(t, i, str(path)) for t in (json.loads(value) if isinstance(value, str) else list(value))]
+            answers = [k for k, t in enumerate(turns) if t["role"] == "assistant"]
+            conversations.append(turns[: answers[-1]] if answers else turns)
+        return conversations
     alpaca = prompt_column is None and "instruction" in columns
     column = "instruction" if alpaca else _pick(columns, prompt_column, PROMPT_COLUMNS, "prompt-column")
     if column is None:

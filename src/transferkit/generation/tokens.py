@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from transferkit.errors import DataError
+from transferkit.errors import BackboneError, DataError
 
 IGNORE = -100  # label of tokens that carry no loss (prompt, padding)
 
@@ -31,20 +31,21 @@ class Encoded:
         return sum(label != IGNORE for label in self.labels)
 
 
-def _plain_prompt(messages: list[dict]) -> str:
+def _plain_prompt(messages: list[dict], end: str) -> str:
+    """The layout for models without a chat template; each answer ends with `end` (the EOS token)."""
     parts = [m["content"] + "\n\n" for m in messages if m["role"] == "system"]
     for m in messages:
         if m["role"] == "user":
             parts.append(f"### Instruction:\n{m['content']}\n\n### Response:\n")
         elif m["role"] == "assistant":
-            parts.append(m["content"] + "\n\n")
+            parts.append(m["content"] + end + "\n\n")
     return "".join(parts)
 
 
 def _render(tokenizer, messages: list[dict], generation_prompt: bool) -> str:
     if tokenizer.chat_template:
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
-    return _plain_prompt(messages)
+    return _plain_prompt(messages, tokenizer.eos_token or "")
 
 
 def segments(tokenizer, messages: list[dict]) -> list[tuple[str, bool]]:
@@ -57,7 +58,7 @@ def segments(tokenizer, messages: list[dict]) -> list[tuple[str, bool]]:
         asked = _render(tokenizer, messages[:i], generation_prompt=True)
         if tokenizer.chat_template:
             answered = _render(tokenizer, messages[: i + 1], generation_prompt=False)
-        else:
+        else:  # the answer and its EOS; the blank line after it belongs to the next prompt
             answered = asked + message["content"] + (tokenizer.eos_token or "")
         if not (asked.startswith(done) and answered.startswith(asked)):
             raise DataError(
@@ -87,6 +88,20 @@ def encode_conversation(tokenizer, messages: list[dict], max_length: int) -> Enc
     return Encoded(ids[:max_length], labels[:max_length], truncated)
 
 
+def end_of_turn_ids(tokenizer) -> list[int]:
+    """Tokens that end an answer: the EOS token and, with a chat template, the token the template puts after
+    an assistant turn (e.g. <|im_end|> where the EOS is <|endoftext|>). Generation stops at any of them."""
+    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    if tokenizer.chat_template:
+        probe = "Zq"
+        text, _ = segments(tokenizer, [{"role": "user", "content": "x"}, {"role": "assistant", "content": probe}])[-1]
+        tail = text[text.find(probe) + len(probe) :]
+        tail_ids = tokenizer(tail, add_special_tokens=False)["input_ids"] if tail.strip() else []
+        if tail_ids:
+            ids.append(tail_ids[0])
+    return list(dict.fromkeys(ids))
+
+
 def encode_prompt(tokenizer, messages: list[dict]) -> list[int]:
     """Token ids of a prompt (the conversation so far) followed by the generation prompt."""
     return _tokens(tokenizer, _render(tokenizer, messages, generation_prompt=True), first=True)
@@ -111,6 +126,8 @@ def padded_batch(items: list[Encoded], pad_id: int) -> dict:
     """Right-padded input_ids, attention_mask and labels."""
     import torch
 
+    if pad_id is None:
+        raise BackboneError("The tokenizer has neither a padding nor an end-of-sequence token; set one on it.")
     width = max(len(x) for x in items)
     ids = torch.full((len(items), width), pad_id, dtype=torch.long)
     labels = torch.full((len(items), width), IGNORE, dtype=torch.long)

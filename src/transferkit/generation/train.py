@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import math
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,7 +84,11 @@ class CausalLMObjective(nn.Module):
         super().__init__()
         self.lm = lm
         base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
-        self.sliced = "logits_to_keep" in inspect.signature(base.forward).parameters
+        module = sys.modules.get(type(base).__module__)
+        # models that slice with transformers' helper accept a boolean mask; a few older ones only an int
+        self.sliced = "logits_to_keep" in inspect.signature(base.forward).parameters and hasattr(
+            module, "slice_logits_to_keep"
+        )
 
     def forward(self, batch: dict):
         if not self.sliced:
@@ -145,6 +150,10 @@ def batches_of(encoded: list[Encoded], pad_id: int, max_length: int, packing: bo
 
 
 def split_pairs(config: RunConfig, train: PairSet, val: PairSet | None) -> tuple[PairSet, PairSet | None, str]:
+    """(train, validation, where validation came from): --max-train-rows subsampling, then a held-out share."""
+    rows = config.data.max_train_rows
+    if rows and len(train) > rows:
+        train = train.subset(sorted(random.Random(config.train.seed).sample(range(len(train)), rows)))
     if val is not None:
         return train, val, val.source
     if config.data.val_fraction > 0 and len(train) >= MIN_ROWS_FOR_AUTO_VAL:
@@ -184,24 +193,19 @@ def prepare_model(config: RunConfig, log):
     return model, tokenizer, base_dir
 
 
-def fit_generation(
-    config: RunConfig,
-    train: PairSet,
-    val: PairSet | None,
-    log: Callable[[str], None] | None,
-    checkpoint_dir: str | Path | None = None,
-    resume: bool = False,
-) -> GenerationFit:
-    import hashlib
+@dataclass
+class EncodedPairs:
+    """Training and validation batches with what encoding them found (counts, truncation)."""
 
-    from accelerate import Accelerator
+    train: PairSet
+    val: PairSet | None
+    val_source: str
+    data: Any  # training Batches
+    val_data: Any  # validation Batches or None
+    stats: dict[str, int]
 
-    from transferkit.training.checkpoint import Checkpointer
-    from transferkit.training.fit import pick_device
-    from transferkit.training.loop import train_loop
 
-    model, tokenizer, base_dir = prepare_model(config, log)
-    max_length = max_length_of(config, model)
+def encode_run_data(config: RunConfig, train: PairSet, val: PairSet | None, tokenizer, max_length: int, log):
     train, val, val_source = split_pairs(config, train, val)
     encoded, stats = encode_pairs(train, tokenizer, max_length)
     if not encoded:
@@ -215,27 +219,49 @@ def fit_generation(
     pad_id = tokenizer.pad_token_id
     data = batches_of(encoded, pad_id, max_length, config.generation.packing)
     val_data = batches_of(val_encoded, pad_id, max_length, False) if val_encoded else None
+    return EncodedPairs(train, val, val_source, data, val_data, stats)
+
+
+def fit_generation(
+    config: RunConfig,
+    train: PairSet,
+    val: PairSet | None,
+    log: Callable[[str], None] | None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+) -> GenerationFit:
+    """Load the model, encode the pairs, train with the one loop; the run's record goes into `info`."""
+    import hashlib
+
+    from accelerate import Accelerator
+
+    from transferkit.training.checkpoint import Checkpointer
+    from transferkit.training.fit import pick_device
+    from transferkit.training.loop import train_loop
+
+    model, tokenizer, base_dir = prepare_model(config, log)
+    max_length = max_length_of(config, model)
+    run = encode_run_data(config, train, val, tokenizer, max_length, log)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     if log:
         log(
-            f"{config.strategy.strategy}: {len(encoded)} pairs ({stats['answer_tokens']:,} answer tokens of "
-            f"{stats['tokens']:,}), validation: {val_source}; base {base_dir.name}; trainable parameters "
+            f"{config.strategy.strategy}: {len(run.data.items)} rows of {run.stats['examples'] - run.stats['dropped_no_answer_left']} pairs "
+            f"({run.stats['answer_tokens']:,} answer tokens of "
+            f"{run.stats['tokens']:,}), validation: {run.val_source}; base {base_dir.name}; trainable parameters "
             f"{trainable:,} of {total:,} ({100 * trainable / total:.2f}%)"
         )
     accelerator = Accelerator(
         cpu=pick_device(config.train.device).type == "cpu", gradient_accumulation_steps=config.train.grad_accum_steps
     )
-    module = CausalLMObjective(model).to(accelerator.device)
-    fingerprint = hashlib.sha256(
-        f"{config.fingerprint()}{train.fingerprint()}{val.fingerprint() if val is not None else ''}".encode()
-    ).hexdigest()[:16]
+    val_print = run.val.fingerprint() if run.val is not None else ""
+    fingerprint = hashlib.sha256(f"{config.fingerprint()}{run.train.fingerprint()}{val_print}".encode()).hexdigest()
     started = time.perf_counter()
     result = train_loop(
-        module,
+        CausalLMObjective(model).to(accelerator.device),
         _param_groups(model, config),
-        data,
-        val_data,
+        run.data,
+        run.val_data,
         config.train,
         config.train.epochs,
         0,
@@ -243,7 +269,7 @@ def fit_generation(
         log=log,
         phase=config.strategy.strategy,
         patience=config.train.early_stopping_patience,
-        checkpointer=Checkpointer(checkpoint_dir, fingerprint, config.train.checkpoint_steps),
+        checkpointer=Checkpointer(checkpoint_dir, fingerprint[:16], config.train.checkpoint_steps),
         resume=resume,
         objective=lambda loss, _targets: loss,
         validate=lm_validator(config.train.eval_batch_size),
@@ -251,8 +277,26 @@ def fit_generation(
     seconds = time.perf_counter() - started
     model.eval()
     model.requires_grad_(False)
-    epochs_run = len(result.history)
-    info = {
+    info = describe_run(config, run, result, seconds, base_dir, max_length, trainable, total)
+    return GenerationFit(model, tokenizer, base_dir, info)
+
+
+def describe_run(
+    config: RunConfig,
+    run: EncodedPairs,
+    result,
+    seconds: float,
+    base_dir: Path,
+    max_length: int,
+    trainable: int,
+    total: int,
+) -> dict[str, Any]:
+    """What transferkit.json records about a generative fit."""
+    # tokens/s only for a run trained start to end in this process (a resumed one trained part of its epochs)
+    speed = (
+        run.stats["tokens"] * len(result.history) / seconds if seconds and result.resumed_from_step is None else None
+    )
+    return {
         "task": "generation",
         "base_model": str(config.backbone.backbone or "smollm2"),
         "base_dir": str(base_dir),
@@ -266,14 +310,13 @@ def fit_generation(
             "optimizer_steps": result.optimizer_steps,
             "resumed_from_step": result.resumed_from_step,
             "train_seconds": round(seconds, 2),
-            "tokens_per_second": round(stats["tokens"] * epochs_run / seconds, 1) if seconds else None,
+            "tokens_per_second": round(speed, 1) if speed else None,
         },
         "data": {
-            **stats,
-            "train_fingerprint": train.fingerprint(),
-            "val_rows": len(val) if val is not None else 0,
-            "val_source": val_source,
+            **run.stats,
+            "train_fingerprint": run.train.fingerprint(),
+            "val_rows": len(run.val) if run.val is not None else 0,
+            "val_source": run.val_source,
         },
         "seed": config.train.seed,
     }
-    return GenerationFit(model, tokenizer, base_dir, info)

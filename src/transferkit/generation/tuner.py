@@ -9,10 +9,11 @@ from typing import Any
 
 from transferkit.api import FineTuner, _stderr
 from transferkit.config import RunConfig
-from transferkit.errors import ConfigError, NotFittedError
+from transferkit.errors import ConfigError, NotFittedError, TransferkitError
 from transferkit.generation.pairs import PairSet, load_pairs, prompts_from
 
-SHOWN_EXAMPLES = 5
+SHOWN_EXAMPLES = 5  # evaluated examples written out side by side (prompt, reference, base, fine-tuned)
+
 # Options of classification runs that mean nothing for a language model: setting one is a mistake worth naming.
 CLASSIFICATION_ONLY = (
     "head",
@@ -82,21 +83,27 @@ class GenerativeFineTuner(FineTuner):
         data: Any,
         labels: Any = None,
         *,
+        text: str | None = None,
+        label: str | None = None,
         val: Any = None,
+        val_labels: Any = None,
         verbose: bool = True,
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
-        **_: Any,
     ) -> GenerativeFineTuner:
-        """Train on prompt/response pairs (a file, DataFrame, Dataset, list of dicts or of (prompt, response))."""
+        """Train on prompt/response pairs: a file, DataFrame, Dataset, list of dicts or of (prompt, response), or
+        prompts + `labels` (the responses). `text` / `label` name the prompt / response columns."""
         from transferkit.generation.train import fit_generation
 
         if labels is not None:  # fit(prompts, responses), like fit(texts, labels)
             data = list(zip(list(data), list(labels)))
+        if val is not None and val_labels is not None:
+            val = list(zip(list(val), list(val_labels)))
         config = self._config()
         self.config_ = config
-        train = load_pairs(data, **self._pair_options())
-        val_set = load_pairs(val, **self._pair_options()) if val is not None else None
+        options = self._pair_options(prompt_column=text, response_column=label)
+        train = load_pairs(data, **options)
+        val_set = load_pairs(val, **options) if val is not None else None
         started = time.perf_counter()
         run = fit_generation(config, train, val_set, _stderr if verbose else None, checkpoint_dir, resume)
         self.model_, self.tokenizer_ = run.model, run.tokenizer
@@ -220,16 +227,21 @@ class GenerativeFineTuner(FineTuner):
             with self.model_.disable_adapter():
                 yield self.model_
             return
-        base_dir = Path(self.run_info_.get("base_dir") or resolve_causal_lm(self.run_info_.get("base_model")))
+        try:  # by name first (a run moved to another machine), then where it was when trained
+            base_dir = resolve_causal_lm(self.run_info_.get("base_model"))
+        except TransferkitError:
+            base_dir = Path(self.run_info_.get("base_dir", ""))
         yield load_causal_lm(base_dir)[0].eval().to(self.device_)
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, directory: str | Path, overwrite: bool = False, **_: Any) -> Path:
         """Write the run directory (see transferkit.generation.artifact); adapters merged with merge_adapters."""
+        from transferkit.export.artifact import check_output_dir
         from transferkit.export.manifest import command_line, hardware, now_iso, package_versions
         from transferkit.generation.artifact import has_adapters, save_generation_run
 
         self._check_fitted()
+        check_output_dir(directory, overwrite)  # before merging: a refused directory must leave the model as it was
         if self.config_.lora.merge_adapters and has_adapters(self.model_):
             self.model_ = self.model_.merge_and_unload()  # in place: this model and the saved one stay identical
         manifest = {

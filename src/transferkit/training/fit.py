@@ -11,7 +11,7 @@ from typing import Any
 from transferkit.config import RunConfig
 from transferkit.data.examples import ExampleSet
 from transferkit.data.splits import stratified_split, stratified_subsample
-from transferkit.errors import DataError
+from transferkit.errors import BackboneError, DataError
 
 MIN_ROWS_FOR_AUTO_VAL = 20  # below this, holding out validation rows costs more than early stopping gains
 HEAD_ONLY_PATIENCE_FACTOR = 3  # head-only epochs are short and their validation scores noisy: wait longer
@@ -112,7 +112,13 @@ def backbone_from_run(directory: Path, module=None):
     from transferkit.api import load
     from transferkit.strategies.lora import has_adapters, merge_adapters
 
-    backbone = load(directory, device="cpu", module=module).model_.backbone
+    loaded = load(directory, device="cpu", module=module)
+    if not hasattr(loaded.model_, "backbone"):
+        raise BackboneError(
+            f"{str(directory)!r} is a generative run (a language model), not a classifier: it cannot be the backbone "
+            "of a classification task. Continue it with --task generation --backbone <its base model> instead."
+        )
+    backbone = loaded.model_.backbone
     if has_adapters(backbone):
         merge_adapters(backbone)
     backbone.weights_id = None  # trained weights: the feature cache keys them by content

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from transferkit.config import TrainConfig
-from transferkit.errors import TrainingError
+from transferkit.errors import ArtifactError, TrainingError
 from transferkit.evaluation.metrics import classification_metrics
 from transferkit.training.batching import ItemDataset, LengthGroupedBatches, labelled_collate
 from transferkit.training.checkpoint import Checkpointer, rng_state, set_rng_state
@@ -62,6 +62,13 @@ class LoopState:
     best_state: dict | None = None
     stale: int = 0
     done: bool = False
+
+
+def _frozen_digest(module: nn.Module) -> float:
+    """A cheap fingerprint of the frozen weights (float64 sum of their values): resuming on other frozen weights,
+    e.g. a differently initialised user module, is refused rather than silently continued."""
+    with torch.no_grad():
+        return float(sum(p.detach().double().sum() for p in module.parameters() if not p.requires_grad))
 
 
 def _changing_state(module: nn.Module) -> dict:
@@ -165,7 +172,20 @@ class _Run:
         saved = self.checkpointer.load(self.phase)
         if saved is None:
             return None
-        self.accelerator.unwrap_model(self.module).load_state_dict(saved["module"], strict=False)
+        module = self.accelerator.unwrap_model(self.module)
+        where = self.checkpointer.path(self.phase)
+        if saved.get("frozen_digest") not in (None, _frozen_digest(module)):
+            raise ArtifactError(
+                f"Checkpoint {str(where)!r} was made with other frozen weights than this run has (a different base "
+                "model or module initialisation). Resume with the same model, or pass --overwrite to start over."
+            )
+        trainable = {name for name, p in module.named_parameters() if p.requires_grad}
+        missing, unexpected = module.load_state_dict(saved["module"], strict=False)
+        if unexpected or trainable & set(missing):
+            raise ArtifactError(
+                f"Checkpoint {str(where)!r} does not match this model (unexpected: {unexpected[:3]}, missing: "
+                f"{sorted(trainable & set(missing))[:3]}). Resume with the same options, or pass --overwrite."
+            )
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
         self.state = LoopState(**saved["loop"])
@@ -182,6 +202,7 @@ class _Run:
                 {
                     # frozen weights never move (they are rebuilt identically on resume): only what trains is saved
                     "module": _changing_state(self.accelerator.unwrap_model(self.module)),
+                    "frozen_digest": _frozen_digest(self.accelerator.unwrap_model(self.module)),
                     "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(),
                     "loop": vars(self.state),
