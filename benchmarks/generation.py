@@ -91,7 +91,11 @@ def decode_speed(backbone: str, new_tokens: int = 64) -> list[tuple[int, float]]
     for batch in (1, 8):
         ids, mask = _left_padded([prompt] * batch, model.tokenizer_.pad_token_id)
         timings = []
-        for steps in (2, 1, new_tokens + 1):  # a warm-up call, then the two timed ones  # the difference removes the prompt's processing
+        for steps in (
+            2,
+            1,
+            new_tokens + 1,
+        ):  # a warm-up call, then the two timed ones  # the difference removes the prompt's processing
             started = time.perf_counter()
             with torch.inference_mode():
                 model.model_.generate(
