@@ -227,7 +227,9 @@ class FineTuner:
     def evaluate(
         self, data: Any, labels: Sequence[Any] | None = None, *, text: str | None = None, label: str | None = None
     ) -> dict[str, Any]:
-        """Accuracy, macro-F1, per-class precision/recall/F1, confusion matrix, majority baseline."""
+        """Accuracy, balanced accuracy, macro/weighted F1 (each headline with a 95% bootstrap interval), log loss,
+        calibration error and reliability bins, per-class precision/recall/F1, confusion matrix, and the
+        majority-class baseline."""
         from transferkit.evaluation.metrics import classification_metrics, majority_baseline
 
         self._check_fitted()
@@ -236,9 +238,14 @@ class FineTuner:
         examples = load_examples(data, labels, modality=self.modality_, **options)
         check_known_labels(examples, self.labels_)
         index = {name: i for i, name in enumerate(self.labels_)}
-        predicted = self._probabilities(examples.inputs, cached=True).argmax(axis=1).tolist()  # eval sets recur
+        probabilities = self._probabilities(examples.inputs, cached=True)  # eval sets recur: cached features
         metrics = classification_metrics(
-            [index[y] for y in examples.labels], predicted, len(self.labels_), self.labels_
+            [index[y] for y in examples.labels],
+            probabilities.argmax(axis=1).tolist(),
+            len(self.labels_),
+            self.labels_,
+            probabilities=probabilities,
+            intervals=True,
         )
         counts = self.run_info_.get("data", {}).get("train_class_counts")
         if counts:

@@ -130,7 +130,8 @@ def _write_eval(run_dir: Path, data_path: str, metrics: dict[str, Any]) -> Path:
             name: {k: v for k, v in row.items() if k != "predictions"} for name, row in metrics["models"].items()
         }
     else:
-        headline = {k: metrics[k] for k in ("n", "accuracy", "macro_f1")}
+        keys = ("n", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece", "ci95")
+        headline = {k: metrics[k] for k in keys if k in metrics}
     recorded[Path(data_path).stem] = headline
     update_manifest(run_dir, {"metrics": recorded})
     return path

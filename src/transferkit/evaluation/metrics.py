@@ -1,4 +1,6 @@
-"""Classification metrics: accuracy, macro-F1, per-class precision/recall/F1, confusion matrix."""
+"""Classification metrics: accuracy, balanced accuracy, macro/weighted F1, per-class precision/recall/F1,
+confusion matrix; with probabilities also log loss and calibration (ECE); with `intervals`, 95% bootstrap
+intervals of the headline metrics (see intervals.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,18 @@ import numpy as np
 
 
 def classification_metrics(
-    y_true: Sequence[int], y_pred: Sequence[int], num_classes: int, label_names: Sequence[Any] | None = None
+    y_true: Sequence[int],
+    y_pred: Sequence[int],
+    num_classes: int,
+    label_names: Sequence[Any] | None = None,
+    probabilities: np.ndarray | None = None,
+    intervals: bool = False,
 ) -> dict[str, Any]:
-    """Metrics over class ids 0..num_classes-1; per-class entries are keyed by label name when given."""
+    """Metrics over class ids 0..num_classes-1; per-class entries are keyed by label name when given.
+
+    `probabilities` [N, num_classes] adds log loss, expected calibration error and reliability bins;
+    `intervals` adds `ci95`: bootstrap intervals of accuracy, balanced accuracy and macro-F1.
+    """
     true = np.asarray(y_true, dtype=np.int64)
     pred = np.asarray(y_pred, dtype=np.int64)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
@@ -26,10 +37,12 @@ def classification_metrics(
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
     present = support > 0  # macro-F1 over classes present in y_true (sklearn would warn on the rest)
     names = [str(n) for n in (label_names if label_names is not None else range(num_classes))]
-    return {
+    metrics = {
         "n": int(len(true)),
         "accuracy": float((true == pred).mean()) if len(true) else 0.0,
+        "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "weighted_f1": float((f1 * support).sum() / support.sum()) if support.sum() else 0.0,
         "per_class": {
             names[i]: {
                 "precision": float(precision[i]),
@@ -42,6 +55,17 @@ def classification_metrics(
         "confusion_matrix": confusion.tolist(),
         "labels": names,
     }
+    if probabilities is not None:
+        from transferkit.evaluation.intervals import calibration_bins, expected_calibration_error, log_loss
+
+        metrics["log_loss"] = log_loss(true, probabilities)
+        metrics["ece"] = expected_calibration_error(true, probabilities)
+        metrics["calibration"] = calibration_bins(true, probabilities)
+    if intervals:
+        from transferkit.evaluation.intervals import bootstrap_intervals
+
+        metrics["ci95"] = bootstrap_intervals(true, pred, num_classes)
+    return metrics
 
 
 def majority_baseline(train_labels: Sequence[Any], test_labels: Sequence[Any]) -> dict[str, Any]:
@@ -52,15 +76,24 @@ def majority_baseline(train_labels: Sequence[Any], test_labels: Sequence[Any]) -
     metrics = classification_metrics(
         [index[y] for y in test_labels], [index[majority]] * len(test_labels), len(classes), classes
     )
-    return {"label": majority, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+    keys = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
+    return {"label": majority, **{k: metrics[k] for k in keys}}
 
 
 def format_metrics_table(metrics: dict[str, Any], baseline: dict[str, Any] | None = None) -> str:
     """A plain-text table of headline and per-class metrics."""
     lines = [f"examples: {metrics['n']}"]
-    lines.append(f"{'':14}{'model':>10}" + (f"{'majority':>10}" if baseline else ""))
-    for key in ("accuracy", "macro_f1"):
-        lines.append(f"{key:14}{metrics[key]:>10.4f}" + (f"{baseline[key]:>10.4f}" if baseline else ""))
+    lines.append(f"{'':18}{'model':>10}" + (f"{'majority':>10}" if baseline else ""))
+    intervals = metrics.get("ci95", {})
+    for key in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece"):
+        if key not in metrics:
+            continue
+        row = f"{key:18}{metrics[key]:>10.4f}"
+        if baseline:
+            row += f"{baseline[key]:>10.4f}" if key in baseline else " " * 10
+        if key in intervals:
+            row += f"   95% CI [{intervals[key][0]:.4f}, {intervals[key][1]:.4f}]"
+        lines.append(row)
     lines.append("")
     lines.append(f"{'class':20}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
     for name, row in metrics["per_class"].items():
