@@ -149,6 +149,9 @@ def test_loss_decreases_and_the_toy_task_is_learned(strategy, packing):
     first, last = _first_and_last_loss(model)
     assert last < 0.2 * first
     assert model.generate(["copy: cat", "copy: sky"], max_new_tokens=6) == ["cat", "sky"]
+    prompts = ["copy: cat", "copy: a much longer prompt than the others", "copy: sky", "x"]
+    batched = model.generate(prompts, max_new_tokens=8)  # left-padded together
+    assert batched == [model.generate([p], max_new_tokens=8)[0] for p in prompts]
     params = model.run_info_["parameters"]
     assert (params["trainable"] < params["total"]) == (strategy == "lora")
     assert model.run_info_["training"]["tokens_per_second"] > 0
