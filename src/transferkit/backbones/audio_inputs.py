@@ -13,6 +13,8 @@ import torch
 
 
 class AudioInputs:
+    source: str
+    name: str
     sampling_rate: int
     clip_seconds: float
     augment: bool
@@ -65,6 +67,16 @@ class AudioInputs:
         from transferkit.data.audio import audio_digest
 
         return audio_digest(item)
+
+    def audio_spec(self) -> dict[str, Any]:
+        """What a saved run records to rebuild this backbone's input pipeline (plus the backbone's own keys)."""
+        return {
+            "source": self.source,
+            "name": self.name,
+            "clip_seconds": self.clip_seconds,
+            "augment": self.augment,
+            "trim_silence": self.trim_silence,
+        }
 
     def audio_data_config(self) -> dict[str, Any]:
         return {

@@ -105,13 +105,7 @@ class WhisperAudioBackbone(AudioInputs, nn.Module):
         return self.audio_data_config()
 
     def spec(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "name": self.name,
-            "clip_seconds": self.clip_seconds,
-            "augment": self.augment,
-            "trim_silence": self.trim_silence,
-        }
+        return self.audio_spec()
 
     def save_files(self, directory: Path) -> None:
         self.model.config.save_pretrained(directory)

@@ -251,13 +251,7 @@ class HFAudioBackbone(AudioInputs, nn.Module):
         }
 
     def spec(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "name": self.name,
-            "clip_seconds": self.clip_seconds,
-            "augment": self.augment,
-            "trim_silence": self.trim_silence,
-        }
+        return self.audio_spec()
 
     def save_files(self, directory: Path) -> None:
         self._base().config.save_pretrained(directory)

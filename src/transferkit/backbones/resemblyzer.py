@@ -227,11 +227,7 @@ class ResemblyzerBackbone(AudioInputs, nn.Module):
 
     def spec(self) -> dict[str, Any]:
         return {
-            "source": self.source,
-            "name": self.name,
-            "clip_seconds": self.clip_seconds,
-            "augment": self.augment,
-            "trim_silence": self.trim_silence,
+            **self.audio_spec(),
             "hidden": self.hidden,
             "layers": self.layers,
             "embedding": self.num_features,

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from transferkit.errors import DataError
+
 RESAMPLES = 1000
 CHUNK = 100  # resamples per vectorised batch (bounds memory at CHUNK x n indices)
 ECE_BINS = 15
@@ -34,6 +36,27 @@ def _rates(confusion: np.ndarray, present: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def _percentile_interval(samples: np.ndarray, level: float) -> tuple[float, float]:
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def bootstrap_interval(
+    per_example: Sequence[float], n_resamples: int = RESAMPLES, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean of `per_example` scores (e.g. exact match per answer)."""
+    if not len(per_example):
+        raise DataError("bootstrap_interval needs at least one per-example score; got an empty list.")
+    if not 0.0 < level < 1.0:
+        raise DataError(f"bootstrap_interval level must be in (0, 1); got {level}.")
+    scores = np.asarray(per_example, dtype=float)
+    rng = np.random.default_rng(seed)
+    # One matrix of resample indices: vectorised, and the same seed always gives the same interval.
+    indices = rng.integers(0, len(scores), size=(n_resamples, len(scores)))
+    return _percentile_interval(scores[indices].mean(axis=1), level)
+
+
 def bootstrap_intervals(
     y_true: Sequence[int], y_pred: Sequence[int], num_classes: int, level: float = 0.95, seed: int = 0
 ) -> dict[str, list[float]]:
@@ -53,13 +76,9 @@ def bootstrap_intervals(
         confusion = np.bincount(picked.ravel(), minlength=rows * num_classes**2).reshape(rows, num_classes, -1)
         for name, values in _rates(confusion, present).items():
             samples.setdefault(name, []).append(values)
-    tail = (1 - level) / 2 * 100
     return {
-        name: [
-            round(float(np.percentile(np.concatenate(v), tail)), 4),
-            round(float(np.percentile(np.concatenate(v), 100 - tail)), 4),
-        ]
-        for name, v in samples.items()
+        name: [round(v, 4) for v in _percentile_interval(np.concatenate(values), level)]
+        for name, values in samples.items()
     }
 
 

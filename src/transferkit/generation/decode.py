@@ -81,10 +81,10 @@ def answer_perplexity(model, tokenizer, pairs, config) -> float | None:
 
     max_length = max_length_of(config, model)
     encoded, _ = encode_pairs(pairs, tokenizer, max_length)
-    batches = batches_of(encoded, tokenizer.pad_token_id, max_length, packing=False)
-    device = next(model.parameters()).device
     if not encoded:
         return None  # no reference answer fits in max_length
+    batches = batches_of(encoded, tokenizer.pad_token_id, max_length, packing=False)
+    device = next(model.parameters()).device
     metrics, _ = lm_validator(config.train.eval_batch_size)(CausalLMObjective(model), batches, device)
     return metrics["val_perplexity"]
 

@@ -22,9 +22,8 @@ import string
 from collections import Counter
 from collections.abc import Sequence
 
-import numpy as np
-
 from transferkit.errors import DataError
+from transferkit.evaluation.intervals import bootstrap_interval  # noqa: F401  (re-exported: per-answer scores)
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = set(string.punctuation)
@@ -135,24 +134,6 @@ def generation_metrics(predictions: list[str], references: list[str]) -> dict[st
         "chrf": round(corpus_chrf(predictions, references), 2),
         "bleu": round(corpus_bleu(predictions, references), 2),
     }
-
-
-def bootstrap_interval(
-    per_example: list[float], n_resamples: int = 1000, seed: int = 0, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean of `per_example` scores."""
-    if not per_example:
-        raise DataError("bootstrap_interval needs at least one per-example score; got an empty list.")
-    if not 0.0 < level < 1.0:
-        raise DataError(f"bootstrap_interval level must be in (0, 1); got {level}.")
-    scores = np.asarray(per_example, dtype=float)
-    rng = np.random.default_rng(seed)
-    # One matrix of resample indices: vectorised, and the same seed always gives the same interval.
-    indices = rng.integers(0, len(scores), size=(n_resamples, len(scores)))
-    means = scores[indices].mean(axis=1)
-    tail = (1.0 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
 
 
 def _format_cell(value: float | None, decimals: int) -> str:

@@ -231,12 +231,8 @@ def fit_generation(
     resume: bool = False,
 ) -> GenerationFit:
     """Load the model, encode the pairs, train with the one loop; the run's record goes into `info`."""
-    import hashlib
-
-    from accelerate import Accelerator
-
     from transferkit.training.checkpoint import Checkpointer
-    from transferkit.training.fit import pick_device
+    from transferkit.training.fit import make_accelerator, run_fingerprint
     from transferkit.training.loop import train_loop
 
     model, tokenizer, base_dir = prepare_model(config, log)
@@ -251,11 +247,8 @@ def fit_generation(
             f"{run.stats['tokens']:,}), validation: {run.val_source}; base {base_dir.name}; trainable parameters "
             f"{trainable:,} of {total:,} ({100 * trainable / total:.2f}%)"
         )
-    accelerator = Accelerator(
-        cpu=pick_device(config.train.device).type == "cpu", gradient_accumulation_steps=config.train.grad_accum_steps
-    )
-    val_print = run.val.fingerprint() if run.val is not None else ""
-    fingerprint = hashlib.sha256(f"{config.fingerprint()}{run.train.fingerprint()}{val_print}".encode()).hexdigest()
+    accelerator = make_accelerator(config)
+    fingerprint = run_fingerprint(config, run.train, run.val)
     started = time.perf_counter()
     result = train_loop(
         CausalLMObjective(model).to(accelerator.device),
@@ -269,7 +262,7 @@ def fit_generation(
         log=log,
         phase=config.strategy.strategy,
         patience=config.train.early_stopping_patience,
-        checkpointer=Checkpointer(checkpoint_dir, fingerprint[:16], config.train.checkpoint_steps),
+        checkpointer=Checkpointer(checkpoint_dir, fingerprint, config.train.checkpoint_steps),
         resume=resume,
         objective=lambda loss, _targets: loss,
         validate=lm_validator(config.train.eval_batch_size),

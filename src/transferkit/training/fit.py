@@ -34,6 +34,20 @@ def pick_device(device: str = "auto"):
     return torch.device("cpu")
 
 
+def make_accelerator(config: RunConfig):
+    """accelerate's Accelerator for the configured device and gradient accumulation."""
+    from accelerate import Accelerator
+
+    cpu = pick_device(config.train.device).type == "cpu"
+    return Accelerator(cpu=cpu, gradient_accumulation_steps=config.train.grad_accum_steps)
+
+
+def run_fingerprint(config: RunConfig, train, val) -> str:
+    """Options + training + validation data (anything with `fingerprint()`): a checkpoint resumes only the same run."""
+    key = f"{config.fingerprint()}{train.fingerprint()}{val.fingerprint() if val is not None else ''}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def _check_train(train: ExampleSet) -> list[Any]:
     labels = sorted(set(train.labels or []), key=lambda v: (str(type(v)), v))
     if len(labels) < 2:
@@ -343,7 +357,6 @@ def fit_run(
     module=None,
 ) -> FitRun:
     """Check and split the data, build the model, run the strategy's phases, describe the run."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     from transferkit.api import check_known_labels
@@ -367,14 +380,9 @@ def fit_run(
         _encode(model.backbone, train, index, training=True),
         _encode(model.backbone, val, index) if val is not None else None,
     )
-    accelerator = Accelerator(
-        cpu=pick_device(config.train.device).type == "cpu", gradient_accumulation_steps=config.train.grad_accum_steps
-    )
+    accelerator = make_accelerator(config)
     model.to(accelerator.device)
-    fingerprint = hashlib.sha256(
-        f"{config.fingerprint()}{train.fingerprint()}{val.fingerprint() if val is not None else ''}".encode()
-    ).hexdigest()[:16]
-    checkpointer = Checkpointer(checkpoint_dir, fingerprint, config.train.checkpoint_steps)
+    checkpointer = Checkpointer(checkpoint_dir, run_fingerprint(config, train, val), config.train.checkpoint_steps)
     features = FeatureSource(config, model.backbone, accelerator.device, log)
     phases, results, counts = strategy.phases(config), [], {}
     for phase in phases:

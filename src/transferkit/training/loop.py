@@ -166,6 +166,12 @@ class _Run:
     state: LoopState = field(default_factory=LoopState)
     result: TrainResult = field(default_factory=TrainResult)
     loss_fn: Objective = field(default_factory=lambda: nn.CrossEntropyLoss())
+    _frozen: float | None = None  # digest of the frozen weights: they do not move during a phase, so computed once
+
+    def frozen_digest(self) -> float:
+        if self._frozen is None:
+            self._frozen = _frozen_digest(self.accelerator.unwrap_model(self.module))
+        return self._frozen
 
     def restore(self) -> dict | None:
         """Continue from this phase's checkpoint, if there is one; returns it (its RNG state is set later)."""
@@ -174,7 +180,7 @@ class _Run:
             return None
         module = self.accelerator.unwrap_model(self.module)
         where = self.checkpointer.path(self.phase)
-        if saved.get("frozen_digest") not in (None, _frozen_digest(module)):
+        if saved.get("frozen_digest") not in (None, self.frozen_digest()):
             raise ArtifactError(
                 f"Checkpoint {str(where)!r} was made with other frozen weights than this run has (a different base "
                 "model or module initialisation). Resume with the same model, or pass --overwrite to start over."
@@ -202,7 +208,7 @@ class _Run:
                 {
                     # frozen weights never move (they are rebuilt identically on resume): only what trains is saved
                     "module": _changing_state(self.accelerator.unwrap_model(self.module)),
-                    "frozen_digest": _frozen_digest(self.accelerator.unwrap_model(self.module)),
+                    "frozen_digest": self.frozen_digest(),
                     "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(),
                     "loop": vars(self.state),
