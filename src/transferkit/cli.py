@@ -119,18 +119,22 @@ def _print_eval(metrics: dict[str, Any], as_json: bool) -> None:
         print(format_metrics_table(metrics, metrics.get("majority_baseline")))
 
 
+HEADLINE_KEYS = ("n", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece", "ci95")
+
+
 def _write_eval(run_dir: Path, data_path: str, metrics: dict[str, Any]) -> Path:
     from transferkit.export.artifact import read_manifest, update_manifest
 
     path = run_dir / f"eval_{Path(data_path).stem}.json"
-    path.write_text(json.dumps({"data": str(data_path), **metrics}, indent=2) + "\n")
+    source = str(Path(data_path).resolve()) if Path(data_path).exists() else str(data_path)
+    path.write_text(json.dumps({"data": source, **metrics}, indent=2) + "\n")
     recorded = read_manifest(run_dir).get("metrics") or {}
     if metrics.get("task") == "generation":  # each model's scores, without the generated texts
         headline = {
             name: {k: v for k, v in row.items() if k != "predictions"} for name, row in metrics["models"].items()
         }
     else:
-        keys = ("n", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece", "ci95")
+        keys = HEADLINE_KEYS
         headline = {k: metrics[k] for k in keys if k in metrics}
     recorded[Path(data_path).stem] = headline
     update_manifest(run_dir, {"metrics": recorded})
@@ -139,6 +143,7 @@ def _write_eval(run_dir: Path, data_path: str, metrics: dict[str, Any]) -> Path:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     import transferkit as tk
+    from transferkit.cli_report import write_report
     from transferkit.export.artifact import prepare_run_dir
 
     values = _config_values(args)
@@ -154,16 +159,30 @@ def cmd_fit(args: argparse.Namespace) -> int:
         metrics = model.evaluate(args.test)
         _print_eval(metrics, args.json)
         _write_eval(out, args.test, metrics)
+        write_report(out)
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import transferkit as tk
 
+    if args.protocol == "kshot":
+        from transferkit.cli_kshot import run_kshot
+
+        if args.run:
+            raise TransferkitError("--protocol kshot trains its own models: drop the run directory argument.")
+        return run_kshot(args, _config_values(args))
+    if not args.run:
+        raise TransferkitError("Which run? transferkit evaluate runs/NAME --data test.csv (or --protocol kshot).")
     model = tk.load(args.run)
-    metrics = model.evaluate(args.data, text=args.text_column, label=args.label_column)
+    metrics = model.evaluate(
+        args.data, text=getattr(args, "text_column", None), label=getattr(args, "label_column", None)
+    )
     _print_eval(metrics, args.json)
     _write_eval(Path(args.run), args.data, metrics)
+    from transferkit.cli_report import write_report
+
+    write_report(Path(args.run))
     return 0
 
 
@@ -216,6 +235,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for shown_input, label, p in zip(frame[column], frame["label"], frame["probability"]):
             print(f"{label}\t{p:.3f}\t{shown_input[:100]}")
     return 0
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from transferkit.evaluation.rerun import rerun
+
+    report = rerun(args.run, args.out, args.tolerance, log=lambda line: print(line, file=sys.stderr))
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
+    return 0 if report.ok else 1
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:
@@ -272,17 +299,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(fit)
     fit.set_defaults(func=cmd_fit)
 
+    from transferkit.cli_kshot import EPILOG as EPILOG_EVALUATE
+    from transferkit.cli_kshot import add_kshot_arguments
+
     ev = sub.add_parser(
         "evaluate",
-        help="score a saved run on labelled data",
+        help="score a saved run on labelled data, or run the k-shot protocol",
         formatter_class=fmt,
-        epilog="example:\n  transferkit evaluate runs/demo --data test.csv --json",
+        epilog=EPILOG_EVALUATE,
     )
-    ev.add_argument("run", help="run directory written by `transferkit fit`")
-    ev.add_argument("--data", required=True, help="labelled data file")
-    ev.add_argument("--text-column", help="text column (default: the one used in training, or guessed)")
-    ev.add_argument("--label-column", help="label column (default: the one used in training, or guessed)")
+    ev.add_argument("run", nargs="?", help="run directory written by `transferkit fit` (not with --protocol kshot)")
+    ev.add_argument("--data", required=True, help="labelled data: the test set, or the pool K-shot draws come from")
+    ev.add_argument(
+        "--protocol",
+        choices=("single", "kshot"),
+        default="single",
+        help="single: score RUN on --data; kshot: train on K-per-class draws of --data, score on --test",
+    )
     ev.add_argument("--json", action="store_true", help="print all metrics as JSON instead of a table")
+    ev.add_argument("--config", help="YAML/JSON file with training options for --protocol kshot")
+    add_kshot_arguments(ev)
+    _add_config_flags(ev)
     ev.set_defaults(func=cmd_evaluate)
 
     pr = sub.add_parser(
@@ -303,6 +340,27 @@ def build_parser() -> argparse.ArgumentParser:
     from transferkit.cli_generate import add_parser as add_generate_parser
 
     add_generate_parser(sub)
+    from transferkit.cli_check import add_parser as add_check_parser
+    from transferkit.cli_report import add_parser as add_report_parser
+
+    add_check_parser(sub)
+
+    add_report_parser(sub)
+
+    rr = sub.add_parser(
+        "rerun",
+        help="train a saved run again from its manifest and check the metrics match",
+        formatter_class=fmt,
+        epilog="examples:\n  transferkit rerun runs/demo\n  transferkit rerun runs/demo --out runs/demo-again --json\n\n"
+        "Reads the training/validation files recorded in transferkit.json, refuses changed data (content\n"
+        "fingerprints), retrains with the recorded options and seed, re-scores every eval_*.json test file, and\n"
+        "compares. Exit status 0 when everything matches within --tolerance, 1 when something differs.",
+    )
+    rr.add_argument("run", help="run directory written by `transferkit fit` from data files")
+    rr.add_argument("--out", help="also save the retrained run here (default: nothing is written)")
+    rr.add_argument("--tolerance", type=float, default=1e-6, help="largest metric difference still called a match")
+    rr.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    rr.set_defaults(func=cmd_rerun)
 
     bb = sub.add_parser("backbones", help="list the backbones available offline")
     bb.set_defaults(func=cmd_backbones)
@@ -314,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from transferkit.export.manifest import record_command
+
+    record_command(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
     except TransferkitError as exc:

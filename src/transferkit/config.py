@@ -24,6 +24,7 @@ POOLINGS = ("mean", "cls")
 HEADS = ("linear", "mlp")
 SCHEDULES = ("linear", "cosine", "constant")
 METRICS = ("accuracy", "macro_f1")
+TRACKERS = ("tensorboard", "mlflow")
 BATCHNORM_MODES = ("frozen", "train")
 
 
@@ -55,6 +56,8 @@ class DataConfig:
     )
     max_audio_seconds: float = 600.0  # audio: longer files are refused (or skipped with --skip-bad-files)
     trim_silence: bool = False  # audio: cut leading/trailing silence with Silero VAD before windowing
+    check_data: bool = True  # before training: duplicates, train/val overlap, tiny classes, label variants (printed)
+    strict_checks: bool = False  # stop before training when the data checks find an error (train/val overlap included)
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -147,6 +150,9 @@ class TrainConfig:
         True  # probe/lp-ft: keep backbone features on disk ($TRANSFERKIT_CACHE or ~/.cache/transferkit)
     )
     device: str = "auto"  # "auto" (GPU when present), "cpu" or "cuda"
+    report_to: str | None = None  # experiment tracking: "tensorboard", "mlflow" or "tensorboard,mlflow"; None: off
+    tracking_dir: str | None = None  # tensorboard event files (default: ./tensorboard/<run name>)
+    tracking_uri: str | None = None  # mlflow tracking URI (default: sqlite:///mlflow.db here); any URI mlflow takes
     batchnorm: str = (
         "frozen"  # "frozen": BatchNorm keeps its pretrained statistics while fine-tuning; "train": updates them
     )
@@ -173,6 +179,12 @@ class TrainConfig:
         _check(problems, self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         _check(problems, self.grad_accum_steps >= 1, f"grad_accum_steps must be >= 1, got {self.grad_accum_steps}")
         _check(problems, self.metric in METRICS, f"metric must be one of {METRICS}, got {self.metric!r}")
+        unknown = set((self.report_to or "").replace(" ", "").split(",")) - {"", *TRACKERS}
+        _check(
+            problems,
+            not unknown,
+            f"report_to takes {' and/or '.join(TRACKERS)} (comma-separated), got {self.report_to!r}",
+        )
         _check(
             problems, self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}"
         )

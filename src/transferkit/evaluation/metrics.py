@@ -68,6 +68,49 @@ def classification_metrics(
     return metrics
 
 
+def describe_input(item: Any, modality: str) -> str:
+    """How an example is shown in a report: the text, the file path, or a short description of an in-memory
+    image, clip or feature row."""
+    if isinstance(item, str) or hasattr(item, "__fspath__"):
+        return str(item)
+    if modality == "image" and hasattr(item, "size"):
+        return f"<image {item.size[0]}x{item.size[1]}>"
+    array = np.asarray(item)
+    if modality == "vector":
+        shown = ", ".join(f"{v:.3g}" for v in array.ravel()[:8])
+        return f"[{shown}{', ...' if array.size > 8 else ''}]"
+    return f"<{modality} array {tuple(array.shape)}>"
+
+
+def worst_examples(
+    inputs: Sequence[Any],
+    y_true: Sequence[int],
+    probabilities: np.ndarray,
+    label_names: Sequence[Any],
+    modality: str,
+    k: int = 12,
+) -> list[dict[str, Any]]:
+    """The `k` misclassified examples the model was surest were something else (lowest probability of the true
+    class first): where to look first for label noise or a systematic confusion."""
+    true = np.asarray(y_true, dtype=np.int64)
+    predicted = probabilities.argmax(axis=1)
+    p_true = probabilities[np.arange(len(true)), true]
+    wrong = np.flatnonzero(predicted != true)
+    order = wrong[np.argsort(p_true[wrong], kind="stable")][:k]
+    return [
+        {
+            "index": int(i),
+            "input": describe_input(inputs[i], modality),
+            "modality": modality,
+            "label": str(label_names[true[i]]),
+            "predicted": str(label_names[predicted[i]]),
+            "confidence": round(float(probabilities[i, predicted[i]]), 6),
+            "p_true": round(float(p_true[i]), 6),
+        }
+        for i in order
+    ]
+
+
 def majority_baseline(train_labels: Sequence[Any], test_labels: Sequence[Any]) -> dict[str, Any]:
     """Scores of always predicting the most frequent training class: the bar a model must clear."""
     majority = Counter(train_labels).most_common(1)[0][0]
@@ -107,4 +150,10 @@ def format_metrics_table(metrics: dict[str, Any], baseline: dict[str, Any] | Non
     lines.append(" " * width + "".join(f"{n[:width]:>{width + 1}}" for n in metrics["labels"]))
     for name, row in zip(metrics["labels"], metrics["confusion_matrix"]):
         lines.append(f"{name[:width]:{width}}" + "".join(f"{v:>{width + 1}}" for v in row))
+    worst = metrics.get("worst_examples") or []
+    if worst:
+        lines += ["", "most confident mistakes (true -> predicted, p(predicted))"]
+        for row in worst[:5]:
+            shown = " ".join(row["input"].split())
+            lines.append(f"  {row['label']} -> {row['predicted']} ({row['confidence']:.2f})  {shown[:80]}")
     return "\n".join(lines)

@@ -239,6 +239,7 @@ class GenerativeFineTuner(FineTuner):
         from transferkit.export.artifact import check_output_dir
         from transferkit.export.manifest import command_line, hardware, now_iso, package_versions
         from transferkit.generation.artifact import has_adapters, save_generation_run
+        from transferkit.report.html import refresh_report
 
         self._check_fitted()
         check_output_dir(directory, overwrite)  # before merging: a refused directory must leave the model as it was
@@ -253,7 +254,9 @@ class GenerativeFineTuner(FineTuner):
             "command": command_line(),
             "created": now_iso(),
         }
-        return save_generation_run(directory, self.model_, self.tokenizer_, manifest, overwrite)
+        saved = save_generation_run(directory, self.model_, self.tokenizer_, manifest, overwrite)
+        refresh_report(saved)
+        return saved
 
     @classmethod
     def load_run(cls, directory: Path, manifest: dict[str, Any], device: str = "auto") -> GenerativeFineTuner:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,18 +60,22 @@ def _check_train(train: ExampleSet) -> list[Any]:
 
 def _split_data(
     config: RunConfig, train: ExampleSet, val: ExampleSet | None, log
-) -> tuple[ExampleSet, ExampleSet | None, str]:
-    seed = config.train.seed
+) -> tuple[ExampleSet, ExampleSet | None, str, dict[str, list[int]]]:
+    """(train, val, where val came from, the row indices chosen: `subsample` of the given training rows, then
+    `train`/`val` within those), so the manifest records exactly which rows trained and which validated."""
+    seed, split = config.train.seed, {}
     if config.data.max_train_rows and len(train) > config.data.max_train_rows:
-        train = train.subset(stratified_subsample(train, config.data.max_train_rows, seed))
+        split["subsample"] = stratified_subsample(train, config.data.max_train_rows, seed)
+        train = train.subset(split["subsample"])
         log and log(f"subsampled training data to {len(train)} rows (max_train_rows={config.data.max_train_rows})")
     if val is not None:
-        return train, val, val.source
+        return train, val, val.source, split
     if config.data.val_fraction > 0 and len(train) >= MIN_ROWS_FOR_AUTO_VAL:
         keep, held = stratified_split(train, config.data.val_fraction, seed)
         if held:
-            return train.subset(keep), train.subset(held), f"{len(held)} rows held out of training (stratified)"
-    return train, None, "none"
+            split.update(train=keep, val=held)
+            return train.subset(keep), train.subset(held), f"{len(held)} rows held out of training (stratified)", split
+    return train, None, "none", split
 
 
 def build_model(config: RunConfig, num_classes: int, train: ExampleSet | None = None, module=None, log=None):
@@ -207,6 +211,8 @@ class RunData:
     val_source: str
     batches: Any  # training Batches
     val_batches: Any  # validation Batches or None
+    split: dict[str, list[int]] = field(default_factory=dict)  # row indices chosen by _split_data
+    backbone_weights: list[dict[str, Any]] = field(default_factory=list)  # the pretrained weights' files + hashes
 
 
 def _encode(backbone, examples: ExampleSet, index: dict[Any, int], training: bool = False):
@@ -258,7 +264,9 @@ def _new_layer_groups(model, groups: list[dict], train) -> list[dict]:
     return decay_groups(named, train.head_lr, train.weight_decay)
 
 
-def _run_phase(phase, model, run: RunData, config: RunConfig, accelerator, features, checkpointer, resume, log):
+def _run_phase(
+    phase, model, run: RunData, config: RunConfig, accelerator, features, checkpointer, resume, log, on_epoch=None
+):
     from transferkit.training.loop import train_loop
 
     phase.prepare(model)
@@ -296,6 +304,7 @@ def _run_phase(phase, model, run: RunData, config: RunConfig, accelerator, featu
         checkpointer=checkpointer,
         resume=resume,
         head_only=cached,
+        on_epoch=on_epoch,
     )
     return result, counts
 
@@ -312,6 +321,7 @@ def _describe(config: RunConfig, model, strategy, phases, results, counts, run: 
         "task": "classification",
         "modality": train.modality,
         "backbone": model.backbone.spec(),
+        "backbone_weights": run.backbone_weights,
         "backbone_input": model.backbone.data_config,
         "strategy": config.strategy.strategy,
         "strategy_info": strategy.artifact_info(model, config),
@@ -337,6 +347,7 @@ def _describe(config: RunConfig, model, strategy, phases, results, counts, run: 
             "val_source": run.val_source,
             "val_fingerprint": val.fingerprint() if val is not None else None,
             "skipped_files": train.skipped + (val.skipped if val is not None else []),
+            "split_indices": run.split,
         },
         "seed": config.train.seed,
         "packages": package_versions(),
@@ -355,15 +366,19 @@ def fit_run(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     module=None,
+    on_epoch: Callable[[str, dict], None] | None = None,
 ) -> FitRun:
-    """Check and split the data, build the model, run the strategy's phases, describe the run."""
+    """Check and split the data, build the model, run the strategy's phases, describe the run.
+
+    `on_epoch(phase, row)` receives every epoch's metrics as they come (experiment tracking)."""
     from accelerate.utils import set_seed
 
     from transferkit.api import check_known_labels
+    from transferkit.export.manifest import backbone_weights
     from transferkit.training.checkpoint import Checkpointer
 
     labels = _check_train(train)
-    train, val, val_source = _split_data(config, train, val, log)
+    train, val, val_source, split = _split_data(config, train, val, log)
     if val is not None:
         check_known_labels(val, labels)
     set_seed(config.train.seed)
@@ -379,6 +394,8 @@ def fit_run(
         val_source,
         _encode(model.backbone, train, index, training=True),
         _encode(model.backbone, val, index) if val is not None else None,
+        split,
+        backbone_weights(model.backbone),
     )
     accelerator = make_accelerator(config)
     model.to(accelerator.device)
@@ -387,7 +404,7 @@ def fit_run(
     phases, results, counts = strategy.phases(config), [], {}
     for phase in phases:
         result, counts[phase.name] = _run_phase(
-            phase, model, run, config, accelerator, features, checkpointer, resume, log
+            phase, model, run, config, accelerator, features, checkpointer, resume, log, on_epoch
         )
         results.append(result)
     model.eval()

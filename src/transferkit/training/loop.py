@@ -110,11 +110,13 @@ def train_loop(
     head_only: bool = False,
     objective: Objective | None = None,
     validate: Validator | None = None,
+    on_epoch: Callable[[str, dict], None] | None = None,
 ) -> TrainResult:
     """Train `module` on `data`; with `val`, keep the best epoch and stop after `patience` epochs without gain.
 
     `objective` turns the module's output and the targets into the loss (default: cross-entropy on logits);
-    `validate` scores an epoch (default: classification metrics ranked by `train.metric`).
+    `validate` scores an epoch (default: classification metrics ranked by `train.metric`); `on_epoch(phase, row)`
+    receives each epoch's row of the history as it is written (experiment tracking).
     """
     batch_size = train.head_batch_size if head_only else train.batch_size
     batches = LengthGroupedBatches(data.lengths, batch_size, train.seed, train.group_by_length and not head_only)
@@ -132,6 +134,7 @@ def train_loop(
     validate = validate or classification_validator(train, num_classes)
     run = _Run(module, optimizer, scheduler, loader, batches, val, train, epochs, validate, accelerator)
     run.log, run.phase, run.checkpointer = log, phase, checkpointer or Checkpointer(None, "")
+    run.on_epoch = on_epoch
     if objective is not None:
         run.loss_fn = objective
     saved = run.restore() if resume else None
@@ -162,6 +165,7 @@ class _Run:
     accelerator: Any
     log: Callable[[str], None] | None = None
     phase: str = "train"
+    on_epoch: Callable[[str, dict], None] | None = None  # receives each history row (experiment tracking)
     checkpointer: Checkpointer = field(default_factory=lambda: Checkpointer(None, ""))
     state: LoopState = field(default_factory=LoopState)
     result: TrainResult = field(default_factory=TrainResult)
@@ -285,6 +289,8 @@ class _Run:
             else:
                 state.stale += 1
         result.history.append(row)
+        if self.on_epoch:
+            self.on_epoch(self.phase, row)
         if self.log:
             self.log("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
         state.epoch, state.batches_done, state.running, state.seen = epoch + 1, 0, 0.0, 0
