@@ -10,7 +10,8 @@ from typing import Any
 
 from transferkit.config import RunConfig
 from transferkit.data.examples import ExampleSet, load_examples
-from transferkit.errors import ConfigError, DataError, NotFittedError
+from transferkit.data.labels import check_known_labels
+from transferkit.errors import ConfigError, NotFittedError, UnsupportedTaskError
 
 
 def _stderr(message: str) -> None:
@@ -129,7 +130,7 @@ class FineTuner:
         if label is not None:
             params["label_column"] = label
         config = RunConfig.from_dict(params)
-        if config.generation.task == "generation":
+        if config.task.task == "generation":
             raise ConfigError(
                 'task="generation" must be given when the model is created: FineTuner(task="generation").'
             )
@@ -147,6 +148,7 @@ class FineTuner:
         self.config_ = config
         self.model_ = run.model
         self.labels_ = run.labels
+        self.task_ = run.task
         self.device_ = run.device
         self.run_info_ = {**run.info, "wall_time_s": round(time.perf_counter() - started, 2)}
         self.run_info_["data"]["sources"] = {"train": _file_source(data), "val": _file_source(val)}
@@ -168,6 +170,8 @@ class FineTuner:
             "skip_bad_files": d.skip_bad_files,
             "allow_outside_paths": d.allow_outside_paths,
             "features": [c.strip() for c in d.feature_columns.split(",")] if d.feature_columns else None,
+            "task": config.task.task,
+            "label_separator": config.task.label_separator,
         }
         return {**options, **{k: v for k, v in overrides.items() if v is not None}}
 
@@ -190,11 +194,22 @@ class FineTuner:
         return as_inputs(inputs, self.modality_, **options)
 
     def predict_proba(self, inputs: Any, *, text: str | None = None, batch_size: int | None = None):
-        """Class probabilities [N, num_classes] (columns in the order of `classes_`)."""
+        """Class probabilities [N, num_classes] (columns in the order of `classes_`); for a multi-label model, each
+        label's own (sigmoid) probability [N, num_labels]. Regression models have no probabilities: use predict."""
+        self._check_fitted()
+        if self.task_.name == "regression":
+            raise UnsupportedTaskError(
+                "A regression model predicts numbers, not class probabilities: call predict(inputs) instead."
+            )
         return self._probabilities(self.read_inputs(inputs, text=text), batch_size)
 
     def _probabilities(self, inputs: list[Any], batch_size: int | None = None, cached: bool = False):
-        """Probabilities; with `cached` and a frozen backbone (probe), features come from the feature cache."""
+        """The task's decoded outputs: probabilities (classification, multilabel) or values (regression)."""
+        return self.task_.decode(self._outputs(inputs, batch_size, cached))
+
+    def _outputs(self, inputs: list[Any], batch_size: int | None = None, cached: bool = False):
+        """The head's raw outputs [N, outputs]; with `cached` and a frozen backbone (probe), features come from the
+        feature cache."""
         import torch
 
         from transferkit.training.inference import run_batched
@@ -204,68 +219,72 @@ class FineTuner:
         lengths = [backbone.item_length(i) for i in items]
         self.model_.eval()
         if cached and self.config_.strategy.strategy == "probe" and self.config_.train.feature_cache:
-            from transferkit.training.fit import FeatureSource
+            from transferkit.training.feature_cache import FeatureSource
             from transferkit.training.loop import Batches
 
             features = FeatureSource(self.config_, backbone, self.device_, None)(
                 Batches(items, [0] * len(items), backbone.collate, lengths), "evaluation"
             )
             with torch.inference_mode():
-                logits = self.model_.head(torch.stack(list(features.items)).to(self.device_)).float().cpu()
-            return torch.softmax(logits, dim=-1).numpy()
-        logits = run_batched(
-            self.model_,
-            items,
-            backbone.collate,
-            lengths,
-            batch_size or self.config_.train.eval_batch_size,
-            self.device_,
-        )
-        return torch.softmax(logits, dim=-1).numpy()
+                return self.model_.head(torch.stack(list(features.items)).to(self.device_)).float().cpu()
+        size = batch_size or self.config_.train.eval_batch_size
+        return run_batched(self.model_, items, backbone.collate, lengths, size, self.device_)
 
     def predict(self, inputs: Any, *, text: str | None = None) -> list[Any]:
-        """Predicted labels, in the type of the training labels (strings stay strings, ints stay ints)."""
-        probabilities = self.predict_proba(inputs, text=text)
-        return [self.labels_[i] for i in probabilities.argmax(axis=1)]
+        """Predicted labels, in the type of the training labels (strings stay strings, ints stay ints); for a
+        multi-label model a tuple of labels per input (each label at or above its tuned threshold); for a
+        regression model a float per input."""
+        self._check_fitted()
+        return self.task_.predict(self._probabilities(self.read_inputs(inputs, text=text)))
 
     @property
     def classes_(self) -> list[Any]:
+        """The classes (classification) or the labels (multilabel), in the order of predict_proba's columns."""
         self._check_fitted()
+        if self.task_.name == "regression":
+            raise UnsupportedTaskError("A regression model has no classes_: it predicts numbers (see predict).")
         return list(self.labels_)
 
     # -- evaluation -------------------------------------------------------------------------------
     def evaluate(
         self, data: Any, labels: Sequence[Any] | None = None, *, text: str | None = None, label: str | None = None
     ) -> dict[str, Any]:
-        """Accuracy, balanced accuracy, macro/weighted F1 (each headline with a 95% bootstrap interval), log loss,
-        calibration error and reliability bins, per-class precision/recall/F1, confusion matrix, the
-        majority-class baseline, and the worst misclassified examples."""
-        from transferkit.evaluation.metrics import classification_metrics, majority_baseline, worst_examples
+        """Every headline metric with a 95% bootstrap interval over the examples, a baseline and the worst examples.
 
+        Classification: accuracy, balanced accuracy, macro/weighted F1, log loss, calibration error and reliability
+        bins, per-class precision/recall/F1, confusion matrix, the majority-class baseline. Multilabel: micro/macro
+        F1, subset accuracy, Hamming loss, per-label precision/recall/F1/threshold. Regression: MAE, RMSE, R², the
+        training-mean baseline, the largest errors."""
         self._check_fitted()
         names = getattr(self.model_.backbone, "feature_names", None)
         options = self._load_options(self.config_, text=text, label=label, features=names)
         examples = load_examples(data, labels, modality=self.modality_, **options)
         check_known_labels(examples, self.labels_)
-        index = {name: i for i, name in enumerate(self.labels_)}
-        probabilities = self._probabilities(examples.inputs, cached=True)  # eval sets recur: cached features
-        true = [index[y] for y in examples.labels]
-        metrics = classification_metrics(
-            true, probabilities.argmax(axis=1).tolist(), len(self.labels_), self.labels_, probabilities, intervals=True
-        )
+        outputs = self._probabilities(examples.inputs, cached=True)  # eval sets recur: cached features
+        if self.task_.name == "multilabel":
+            from transferkit.evaluation.multilabel_metrics import evaluate_multilabel
+
+            separator = self.config_.task.label_separator
+            metrics = evaluate_multilabel(examples, outputs, self.task_, self.modality_, separator)
+        elif self.task_.name == "regression":
+            from transferkit.evaluation.regression_metrics import evaluate_regression
+
+            metrics = evaluate_regression(examples, outputs, self.task_.mean, self.modality_)
+        else:
+            from transferkit.evaluation.metrics import evaluate_classification
+
+            counts = self.run_info_.get("data", {}).get("train_class_counts")
+            metrics = evaluate_classification(examples, outputs, self.labels_, self.modality_, counts)
         metrics["data_fingerprint"] = examples.fingerprint()
-        metrics["worst_examples"] = worst_examples(examples.inputs, true, probabilities, self.labels_, self.modality_)
         if getattr(self, "tracking_", None):
             self.tracking_.log_evaluation(Path(data).stem if isinstance(data, (str, Path)) else "data", metrics)
-        counts = self.run_info_.get("data", {}).get("train_class_counts")
-        if counts:
-            train_labels = [label for label, n in zip(self.labels_, counts) for _ in range(n)]
-            metrics["majority_baseline"] = majority_baseline(train_labels, examples.labels)
         return metrics
 
     def score(self, data: Any, labels: Sequence[Any] | None = None, **kwargs: Any) -> float:
-        """Accuracy on labelled data (scikit-learn's `score`)."""
-        return self.evaluate(data, labels, **kwargs)["accuracy"]
+        """scikit-learn's `score`: accuracy (classification), subset accuracy (multilabel) or R² (regression)."""
+        self._check_fitted()
+        key = {"multilabel": "subset_accuracy", "regression": "r2"}.get(self.task_.name, "accuracy")
+        return self.evaluate(data, labels, **kwargs)[key]
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, directory: str | Path, overwrite: bool = False, check_inputs: list[Any] | None = None) -> Path:
@@ -292,7 +311,7 @@ class FineTuner:
         def exports(model, tmp: Path) -> dict[str, Any]:
             if has_adapters(model.backbone):  # also in peft's own format: adapter_config.json + weights
                 model.backbone.model.save_pretrained(tmp / "adapter")
-            return export_native(model, tmp, list(self.labels_), check)
+            return export_native(model, tmp, self.task_.output_names, check, self.task_)
 
         saved = save_artifact(directory, self.model_, manifest, overwrite, native_export=exports)
         refresh_report(saved)
@@ -331,15 +350,6 @@ def _file_source(data: Any) -> str | None:
     return str(Path(data).resolve()) if isinstance(data, (str, Path)) and Path(data).exists() else None
 
 
-def check_known_labels(examples: ExampleSet, known: Sequence[Any]) -> None:
-    unseen = sorted({y for y in examples.labels or []} - set(known), key=str)
-    if unseen:
-        raise DataError(
-            f"{examples.source} has label(s) the model never saw in training: {', '.join(map(repr, unseen[:10]))}. "
-            f"Known labels: {', '.join(map(repr, known))}. Fix the labels or retrain with examples of those classes."
-        )
-
-
 def load(directory: str | Path, device: str = "auto", module: Any = None) -> FineTuner:
     """Load a saved run directory; predictions are identical to the model that was saved.
 
@@ -352,6 +362,7 @@ def load(directory: str | Path, device: str = "auto", module: Any = None) -> Fin
     from transferkit.model import TransferModel
     from transferkit.strategies import build_strategy
     from transferkit.training.fit import pick_device
+    from transferkit.training.tasks import task_from_manifest
 
     directory = Path(directory)
     manifest = read_manifest(directory)
@@ -361,8 +372,9 @@ def load(directory: str | Path, device: str = "auto", module: Any = None) -> Fin
         return GenerativeFineTuner.load_run(directory, manifest, device)
     config = RunConfig.from_dict(manifest["config"])
     labels = manifest["labels"]
+    task = task_from_manifest(config, manifest)
     backbone = rebuild_backbone(directory / BACKBONE_DIR, manifest["backbone"], module)
-    model = TransferModel(backbone, build_head(config.head, backbone.num_features, len(labels)))
+    model = TransferModel(backbone, build_head(config.head, backbone.num_features, task.num_outputs))
     if not manifest.get("strategy_info", {}).get("merged", False):
         build_strategy(config.strategy.strategy).setup(model, config)  # e.g. re-create unmerged adapters
     load_weights(model, directory)
@@ -370,6 +382,7 @@ def load(directory: str | Path, device: str = "auto", module: Any = None) -> Fin
     tuner = FineTuner(**config.to_flat_dict())
     tuner.config_ = config
     tuner.labels_ = labels
+    tuner.task_ = task
     tuner.device_ = pick_device(device)
     tuner.model_ = model.to(tuner.device_).eval()
     tuner.run_info_ = {k: v for k, v in manifest.items() if k not in ("labels", "config")}

@@ -25,13 +25,16 @@ EPILOG_FIT = """examples:
   transferkit fit --data clips/ --strategy probe --out runs/digits           (audio: a folder per class)
   transferkit fit --data source.npz --backbone mlp:1000-128 --out runs/src   (vectors: X, y in an .npz)
   transferkit fit --data new.npz --backbone runs/src --strategy probe --out runs/new  (a saved run as base)
+  transferkit fit --task multilabel --data tagged.csv --label-separator , --out runs/tags   (label sets: "a,b")
+  transferkit fit --task regression --data prices.csv --label-column price --out runs/price  (a numeric target)
   transferkit fit --task generation --data pairs.jsonl --test held_out.jsonl --out runs/qa   (LoRA on SmolLM2)
 
 Data: CSV, TSV, JSONL/JSON or Parquet with a text and a label column (guessed when named text/sentence/
 review and label/class/...); an image or audio folder (<class>/*.png, <class>/*.wav) or a table of paths;
 vectors (.npz with X and y, .npy, or a table of numeric columns); for --task generation, prompt/response pairs
-(or instruction/input/output, or chat `messages`). Without --val, 10% of the training rows are held
-out for early stopping.
+(or instruction/input/output, or chat `messages`). --task multilabel reads label lists or separated labels
+(a sigmoid per label, thresholds tuned on validation); --task regression reads numbers (MSE or Huber loss on
+standardised targets). Without --val, 10% of the training rows are held out for early stopping.
 Strategies (see `transferkit strategies`): probe, freeze, lora, full, lp-ft. Checkpoints are written into
 --out every epoch (and every --checkpoint-steps), so an interrupted run continues with --resume.
 The run directory holds weights (safetensors), the backbone's config + tokenizer and transferkit.json, and
@@ -109,6 +112,14 @@ def _print_eval(metrics: dict[str, Any], as_json: bool) -> None:
 
     if as_json:
         print(json.dumps(metrics, indent=2))
+    elif metrics.get("task") == "multilabel":
+        from transferkit.evaluation.multilabel_metrics import format_multilabel_table
+
+        print(format_multilabel_table(metrics))
+    elif metrics.get("task") == "regression":
+        from transferkit.evaluation.regression_metrics import format_regression_table
+
+        print(format_regression_table(metrics, metrics.get("mean_baseline")))
     elif metrics.get("task") == "generation":
         from transferkit.generation.metrics import format_generation_table
 
@@ -119,7 +130,10 @@ def _print_eval(metrics: dict[str, Any], as_json: bool) -> None:
         print(format_metrics_table(metrics, metrics.get("majority_baseline")))
 
 
-HEADLINE_KEYS = ("n", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece", "ci95")
+HEADLINE_KEYS = (
+    *("task", "n", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece"),
+    *("micro_f1", "subset_accuracy", "hamming_loss", "mae", "rmse", "r2", "ci95"),
+)
 
 
 def _write_eval(run_dir: Path, data_path: str, metrics: dict[str, Any]) -> Path:
@@ -183,57 +197,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from transferkit.cli_report import write_report
 
     write_report(Path(args.run))
-    return 0
-
-
-def _numbers(row: str) -> list[float]:
-    try:
-        return [float(v) for v in row.replace(";", ",").split(",")]
-    except ValueError:
-        raise TransferkitError(
-            f"Cannot read {row!r} as a feature row: give comma-separated numbers, e.g. 0.5,1.2,3"
-        ) from None
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    import transferkit as tk
-
-    if not args.inputs and not args.data:
-        raise TransferkitError(
-            'Nothing to predict: give inputs (transferkit predict RUN "some text", or image paths) or --data FILE/FOLDER.'
-        )
-    model = tk.load(args.run)
-    if hasattr(model, "generate"):  # a generative run: predicting is generating
-        from transferkit.cli_generate import print_generations
-
-        args.prompt_column = args.text_column
-        return print_generations(model, list(args.inputs) if args.inputs else Path(args.data), args, {})
-    source = list(args.inputs) if args.inputs else Path(args.data)
-    if args.inputs and model.modality_ == "vector":  # rows given on the command line: "0.1,2.5,3"
-        source = [_numbers(row) for row in args.inputs]
-
-    inputs = model.read_inputs(source, text=args.text_column)
-    probabilities = model.predict_proba(inputs)
-    labels = model.classes_
-    top = probabilities.argmax(axis=1)
-    vectors = model.modality_ == "vector"
-    shown = [str(i + 1) if vectors else str(x) for i, x in enumerate(inputs)]
-    column = "row" if vectors else model.modality_  # "text" or "image"; feature vectors by row number
-    frame = pd.DataFrame({column: shown, "label": [labels[i] for i in top], "probability": probabilities.max(axis=1)})
-    for j, name in enumerate(labels):
-        frame[f"p_{name}"] = probabilities[:, j]
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        writer = frame.to_parquet if str(args.output).endswith(".parquet") else frame.to_csv
-        writer(args.output, index=False)
-        print(f"wrote {len(frame)} predictions to {args.output}", file=sys.stderr)
-    elif args.json:
-        print(frame.to_json(orient="records", lines=True, force_ascii=False))
-    else:
-        for shown_input, label, p in zip(frame[column], frame["label"], frame["probability"]):
-            print(f"{label}\t{p:.3f}\t{shown_input[:100]}")
     return 0
 
 
@@ -322,20 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(ev)
     ev.set_defaults(func=cmd_evaluate)
 
-    pr = sub.add_parser(
-        "predict",
-        help="predict labels for texts, images or a file",
-        formatter_class=fmt,
-        epilog='examples:\n  transferkit predict runs/demo "what a great film" "awful"\n'
-        "  transferkit predict runs/demo --data new.csv --output preds.csv",
-    )
-    pr.add_argument("run", help="run directory written by `transferkit fit`")
-    pr.add_argument("inputs", nargs="*", help="texts (text models) or image paths (image models) to classify")
-    pr.add_argument("--data", help="file of inputs, or a folder of images, to classify")
-    pr.add_argument("--text-column", help="text column of --data (guessed when obvious)")
-    pr.add_argument("--output", help="write predictions to this .csv or .parquet file")
-    pr.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
-    pr.set_defaults(func=cmd_predict)
+    from transferkit.cli_predict import add_parser as add_predict_parser
+
+    add_predict_parser(sub)
 
     from transferkit.cli_generate import add_parser as add_generate_parser
 

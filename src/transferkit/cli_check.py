@@ -33,6 +33,13 @@ def add_parser(sub) -> None:
     ch.add_argument("--test", help="test data, checked for rows that repeat training rows")
     ch.add_argument("--text-column", help="text column (guessed when named text/sentence/review/...)")
     ch.add_argument("--label-column", help="label column (guessed when named label/class/category/...)")
+    ch.add_argument(
+        "--task",
+        choices=("classification", "multilabel", "regression"),
+        default="classification",
+        help="how labels are read: one class, a set of labels (multilabel) or a number (regression)",
+    )
+    ch.add_argument("--label-separator", default="|", help="multilabel: separator inside a label cell (default: |)")
     ch.add_argument("--strict", action="store_true", help="count overlap with --val / --test as an error (exit 1)")
     ch.add_argument(
         "--min-class-size", type=int, default=5, help="flag classes with fewer training rows than this (default: 5)"
@@ -50,6 +57,7 @@ def _load(path: str, args: argparse.Namespace, like: Any = None):
     from transferkit.data import load_examples
 
     options: dict[str, Any] = {"text": args.text_column, "label": args.label_column, "need_labels": False}
+    options |= {"task": args.task, "label_separator": args.label_separator}
     if like is not None:  # val/test are read as the training data was: same kind, same feature columns
         options["modality"] = like.modality
         if like.modality == "vector" and like.columns:

@@ -26,6 +26,8 @@ SCHEDULES = ("linear", "cosine", "constant")
 METRICS = ("accuracy", "macro_f1")
 TRACKERS = ("tensorboard", "mlflow")
 BATCHNORM_MODES = ("frozen", "train")
+TASKS = ("classification", "multilabel", "regression", "generation")
+REGRESSION_LOSSES = ("mse", "huber")
 
 
 def _check(problems: list[str], ok: bool, message: str) -> None:
@@ -36,6 +38,32 @@ def _check(problems: list[str], ok: bool, message: str) -> None:
 def _raise_if(problems: list[str], section: str) -> None:
     if problems:
         raise ConfigError(f"Invalid {section} configuration: " + "; ".join(problems) + ".")
+
+
+@dataclass
+class TaskConfig:
+    task: str = "classification"  # "classification" (one label), "multilabel" (a set of labels), "regression" (a number) or "generation" (prompt -> response, causal LM)
+    label_separator: str = "|"  # multilabel: separator inside a label cell ("a|b"; an empty or missing cell = no labels); lists are kept as they are
+    regression_loss: str = "mse"  # regression: "mse", or "huber" (less pulled by outlying targets)
+    huber_delta: float = (
+        1.0  # regression with huber: residual (in training-target standard deviations) where the loss turns linear
+    )
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        _check(problems, self.task in TASKS, f"task must be one of {TASKS}, got {self.task!r}")
+        _check(
+            problems,
+            isinstance(self.label_separator, str) and self.label_separator != "",
+            f"label_separator must be a non-empty string such as '|' or ',', got {self.label_separator!r}",
+        )
+        _check(
+            problems,
+            self.regression_loss in REGRESSION_LOSSES,
+            f"regression_loss must be one of {REGRESSION_LOSSES}, got {self.regression_loss!r}",
+        )
+        _check(problems, self.huber_delta > 0, f"huber_delta must be > 0, got {self.huber_delta}")
+        _raise_if(problems, "task")
 
 
 @dataclass
@@ -140,7 +168,7 @@ class TrainConfig:
     early_stopping_patience: int | None = (
         2  # epochs without validation gain before stopping (x3 for probe); None disables
     )
-    metric: str = "accuracy"  # validation metric for early stopping and best-epoch selection
+    metric: str = "accuracy"  # validation metric for early stopping and best epoch (multilabel: micro-F1 unless macro_f1; regression: RMSE)
     group_by_length: bool = True  # batch texts of similar length together (less padding, faster)
     seed: int = 42  # seeds Python, NumPy and torch: the same seed gives the same model
     checkpoint_steps: int | None = (
@@ -197,6 +225,7 @@ class TrainConfig:
 
 
 SECTIONS: dict[str, type] = {
+    "task": TaskConfig,
     "data": DataConfig,
     "backbone": BackboneConfig,
     "head": HeadConfig,
@@ -214,6 +243,7 @@ def _field_section() -> dict[str, str]:
 
 @dataclass
 class RunConfig:
+    task: TaskConfig = field(default_factory=TaskConfig)
     data: DataConfig = field(default_factory=DataConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: HeadConfig = field(default_factory=HeadConfig)

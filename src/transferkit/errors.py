@@ -38,3 +38,7 @@ class NotFittedError(TransferkitError, AttributeError):
 
 class TrainingError(TransferkitError, RuntimeError):
     """Training cannot continue (for example the loss became NaN)."""
+
+
+class UnsupportedTaskError(TransferkitError, AttributeError):
+    """A call the model's task does not have, e.g. class probabilities of a regression model."""

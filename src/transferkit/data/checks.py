@@ -1,5 +1,6 @@
 """Data checks before training: duplicates and near copies, train/val/test overlap, class balance, tiny classes,
-over-long texts, unreadable files and labels spelled more than one way.
+over-long texts, unreadable files and labels spelled more than one way. Multi-label data is checked per label;
+regression targets skip the class checks.
 
 `check_data` returns a CheckReport (problems with counts and a few example rows); `format_check_report` prints
 it. Nothing here loads a model: the truncation check takes a token counter from the caller.
@@ -146,10 +147,10 @@ def _leakage(train: ExampleSet, prints: dict, other: ExampleSet, split: str, str
 
 
 def _classes(train: ExampleSet, min_class_size: int) -> list[Problem]:
-    counts = train.class_counts()
+    counts = train.class_counts()  # multilabel: rows carrying each label
     if not counts:
         return []
-    problems = []
+    problems = _numeric_labels(train) if train.task == "classification" else []
     largest = max(counts, key=counts.get)
     small = {label: n for label, n in counts.items() if n * IMBALANCE_RATIO < counts[largest]}
     if small:
@@ -181,10 +182,23 @@ def _classes(train: ExampleSet, min_class_size: int) -> list[Problem]:
     return problems
 
 
+def _numeric_labels(train: ExampleSet) -> list[Problem]:
+    from transferkit.data.labels import looks_like_regression
+
+    if not looks_like_regression(train.labels or []):
+        return []
+    distinct = len(set(train.labels or []))
+    message = (
+        f"The labels look like numbers with many distinct values ({distinct} classes for {len(train)} rows): if they "
+        "are a quantity to predict, train with --task regression (task='regression') instead of one class per value."
+    )
+    return [Problem("numeric_labels", "warning", message, distinct, [])]
+
+
 def _label_variants(splits: dict[str, ExampleSet]) -> list[Problem]:
     spellings: dict[str, Counter] = {}
     for data in splits.values():
-        for label in data.labels or []:
+        for label in [one for row in data.labels or [] for one in (row if isinstance(row, tuple) else (row,))]:
             if isinstance(label, str):
                 spellings.setdefault(" ".join(label.split()).casefold(), Counter())[label] += 1
     variants = [c for c in spellings.values() if len(c) > 1]
@@ -281,6 +295,8 @@ def check_data(
     shares = None
     if train.labels is None:
         notes.append("no labels found: class checks skipped (name the label column with --label-column / label=)")
+    elif train.task == "regression":
+        notes.append("regression targets: class checks (balance, tiny classes, label spellings) do not apply")
     if train.modality != "text" or max_length is None or count_tokens is None:
         if train.modality == "text":
             notes.append("truncation not checked: it needs max_length and count_tokens (a backbone's tokenizer)")
@@ -288,18 +304,34 @@ def check_data(
         truncation, shares = _truncation(splits, max_length, count_tokens)
         problems += truncation
     problems.sort(key=lambda p: -SEVERITIES.index(p.severity))
+    return CheckReport(problems, _summary(splits, shares, max_length, notes))
+
+
+def _summary(splits: dict[str, ExampleSet], shares: dict | None, max_length: int | None, notes: list[str]) -> dict:
+    train = splits["train"]
     counts = train.class_counts()
-    summary = {
+    return {
         "modality": train.modality,
+        "task": train.task,
         "rows": {name: len(data) for name, data in splits.items()},
         "skipped": {name: len(data.skipped) for name, data in splits.items() if data.skipped},
         "classes": len(counts) if counts else None,
         "class_counts": counts,
+        "target": _target_summary(train),
         "truncated": shares,
         "max_length": max_length,
         "notes": notes,
     }
-    return CheckReport(problems, summary)
+
+
+def _target_summary(train: ExampleSet) -> dict[str, float] | None:
+    if train.task != "regression" or not train.labels:
+        return None
+    import numpy as np
+
+    values = np.asarray(train.labels, dtype=float)
+    stats = {"min": values.min(), "max": values.max(), "mean": values.mean(), "std": values.std()}
+    return {k: round(float(v), 6) for k, v in stats.items()}
 
 
 def _rows(n: int) -> str:
@@ -341,7 +373,8 @@ def format_check_report(report: CheckReport) -> str:
     """The report as plain terminal text: a header, one block per problem, and a verdict line."""
     summary = report.summary
     rows = ", ".join(f"{name} {n} rows" for name, n in summary.get("rows", {}).items())
-    classes = f", {summary['classes']} classes" if summary.get("classes") else ""
+    kind = "labels" if summary.get("task") == "multilabel" else "classes"
+    classes = f", {summary['classes']} {kind}" if summary.get("classes") else ""
     lines = [f"{summary.get('modality', 'data')} data: {rows}{classes}"]
     lines += [f"note: {note}" for note in summary.get("notes", [])]
     if not report.problems:

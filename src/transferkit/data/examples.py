@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from transferkit.data.labels import clean_labels
 from transferkit.data.vectors import ARRAY_SUFFIXES
 from transferkit.errors import DataError
 from transferkit.registry import closest_match_hint
@@ -18,7 +18,6 @@ TEXT_COLUMNS = ("text", "sentence", "sentences", "review", "content", "document"
 IMAGE_COLUMNS = ("image", "image_path", "img", "path", "file", "filename", "filepath")
 AUDIO_COLUMNS = ("audio", "audio_path", "wav", "path", "file", "filename", "filepath")
 LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "rating", "sentiment", "y")
-_INT = re.compile(r"^-?\d+$")
 
 
 @dataclass
@@ -31,6 +30,7 @@ class ExampleSet:
     modality: str = "text"  # "text", "image", "audio" or "vector"
     skipped: list[str] = field(default_factory=list)  # unreadable files left out (with --skip-bad-files)
     columns: list[str] | None = None  # vectors: the feature names (table columns), when the data had them
+    task: str = "classification"  # what a label is: a class, a tuple of labels ("multilabel") or a float ("regression")
     _fingerprint: str | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -67,12 +67,17 @@ class ExampleSet:
 
     def subset(self, indices: Sequence[int]) -> ExampleSet:
         labels = None if self.labels is None else [self.labels[i] for i in indices]
-        return ExampleSet([self.inputs[i] for i in indices], labels, self.source, self.modality, columns=self.columns)
+        inputs = [self.inputs[i] for i in indices]
+        return ExampleSet(inputs, labels, self.source, self.modality, columns=self.columns, task=self.task)
 
     def class_counts(self) -> dict[Any, int]:
+        """Rows per class; multilabel: rows carrying each label; regression: {} (no classes)."""
+        if self.task == "regression":
+            return {}
         counts: dict[Any, int] = {}
         for label in self.labels or []:
-            counts[label] = counts.get(label, 0) + 1
+            for one in label if self.task == "multilabel" else (label,):
+                counts[one] = counts.get(one, 0) + 1
         return dict(sorted(counts.items(), key=lambda kv: str(kv[0])))
 
 
@@ -98,23 +103,10 @@ def _python_scalar(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _clean_labels(raw: list[Any], source: str) -> list[Any]:
-    missing = [i for i, v in enumerate(raw) if v is None or (isinstance(v, float) and v != v) or v == ""]
-    if missing:
-        rows = ", ".join(str(i + 1) for i in missing[:10])
-        raise DataError(f"{source}: {len(missing)} example(s) have no label (rows {rows}). Fill in or drop them.")
-    labels = [_python_scalar(v) for v in raw]
-    if all(isinstance(v, str) for v in labels) and all(_INT.match(v) for v in labels):
-        labels = [int(v) for v in labels]  # CSV cells arrive as strings; integer classes stay integers
-    labels = [int(v) if isinstance(v, float) and v.is_integer() else v for v in labels]
-    kinds = {type(v).__name__ for v in labels}
-    if len(kinds) > 1:
-        raise DataError(
-            f"{source}: the label column mixes types ({', '.join(sorted(kinds))}). Use one type for all labels."
-        )
-    if kinds - {"int", "str", "bool"}:
-        raise DataError(f"{source}: labels must be class names or integers, got {kinds.pop()} values.")
-    return labels
+def _clean_labels(raw: list[Any], source: str, options: LoadOptions | None = None) -> list[Any]:
+    """The labels of the task being loaded (classes, label tuples or numbers); see data/labels.py."""
+    task, separator = (options.task, options.label_separator) if options is not None else ("classification", "|")
+    return clean_labels(raw, source, task, separator)
 
 
 def _check_texts(texts: list[Any], source: str) -> list[str]:
@@ -148,6 +140,8 @@ class LoadOptions:
     allow_outside_paths: bool = False
     modality: str | None = None  # "text", "image" or "vector" when the caller knows (the model's), else detected
     features: list[str] | None = None  # vectors: feature columns of a table; None: every column but the label
+    task: str = "classification"  # how labels are read: classes, "multilabel" (label sets) or "regression" (numbers)
+    label_separator: str = "|"  # multilabel: separator inside a label string ("a|b")
 
 
 def _labels_from(frame, columns: list[str], input_col: str, options: LoadOptions, source: str) -> list[Any] | None:
@@ -160,7 +154,7 @@ def _labels_from(frame, columns: list[str], input_col: str, options: LoadOptions
         if options.need_labels or options.label is not None:
             raise
         return None
-    return _clean_labels(frame[label_col].tolist(), source)
+    return _clean_labels(frame[label_col].tolist(), source, options)
 
 
 def _audio_column(frame, columns: list[str], options: LoadOptions) -> str | None:
@@ -232,11 +226,14 @@ def _image_set(inputs: list[Any], labels: list[Any] | None, source: str, options
 
 
 def _class_names(dataset, frame) -> None:
-    """ClassLabel columns: integer ids -> class names, in place."""
+    """ClassLabel columns (and sequences of ClassLabel: multi-label): integer ids -> class names, in place."""
     for name, feature in dataset.features.items():
         names = getattr(feature, "names", None)
         if names is not None and name in frame:
             frame[name] = [names[i] if i is not None and i >= 0 else None for i in frame[name]]
+        inner = getattr(getattr(feature, "feature", None), "names", None)
+        if inner is not None and name in frame:
+            frame[name] = [None if row is None else [inner[i] for i in row] for row in frame[name]]
 
 
 def _from_hf_dataset(dataset, options: LoadOptions) -> ExampleSet:
@@ -265,11 +262,17 @@ def _from_hf_dataset(dataset, options: LoadOptions) -> ExampleSet:
 def _from_directory(directory: Path, options: LoadOptions) -> ExampleSet:
     from transferkit.data import audio, images
 
+    source = f"{str(directory)!r}"
     if options.modality == "audio" or (options.modality is None and _holds_audio(directory)):
         paths, labels = audio.folder_examples(directory)
-        return _audio_set(paths, labels, f"{str(directory)!r}", options)
+        return _audio_set(paths, _folder_labels(labels, source, options), source, options)
     paths, labels = images.folder_examples(directory)
-    return _image_set(paths, labels, f"{str(directory)!r}", options)
+    return _image_set(paths, _folder_labels(labels, source, options), source, options)
+
+
+def _folder_labels(labels: list[Any] | None, source: str, options: LoadOptions) -> list[Any] | None:
+    """Class-folder names are clean class labels; other tasks read them as they read a label cell."""
+    return labels if labels is None or options.task == "classification" else _clean_labels(labels, source, options)
 
 
 def _holds_audio(directory: Path, sample: int = 50) -> bool:
@@ -310,7 +313,7 @@ def _from_sequence(data: Sequence[Any], labels: Sequence[Any] | None, options: L
         labels = list(labels)
         if len(labels) != len(inputs):
             raise DataError(f"Got {len(inputs)} inputs but {len(labels)} labels; pass one label per input.")
-        labels = _clean_labels(labels, "the labels")
+        labels = _clean_labels(labels, "the labels", options)
     from transferkit.data.audio import is_audio_object, is_audio_path
 
     if options.modality == "audio" or (
@@ -335,15 +338,24 @@ def _is_array(data: Any) -> bool:
 def load_examples(data: Any, labels: Sequence[Any] | None = None, **options: Any) -> ExampleSet:
     """Build an ExampleSet from a file, an image folder, a DataFrame, a `datasets.Dataset`, or a list (+ labels).
 
-    Keyword options are those of `LoadOptions` (text=, label=, image=, need_labels=, skip_bad_files=, ...).
+    Keyword options are those of `LoadOptions` (text=, label=, image=, need_labels=, task=, ...).
     """
+    opts = LoadOptions(**options)
+    if isinstance(data, ExampleSet):
+        if data.task == opts.task or data.labels is None:
+            return data
+        labels = _clean_labels(list(data.labels), data.source, opts)
+        return ExampleSet(data.inputs, labels, data.source, data.modality, data.skipped, data.columns, opts.task)
+    examples = _load(data, labels, opts)
+    examples.task = opts.task
+    return examples
+
+
+def _load(data: Any, labels: Sequence[Any] | None, opts: LoadOptions) -> ExampleSet:
     import pandas as pd
 
     from transferkit.data.vector_examples import vector_set
 
-    opts = LoadOptions(**options)
-    if isinstance(data, ExampleSet):
-        return data
     if isinstance(data, (str, Path)) and Path(data).is_dir():
         return _from_directory(Path(data), opts)
     if isinstance(data, (str, Path)) and Path(data).suffix.lower() in ARRAY_SUFFIXES:

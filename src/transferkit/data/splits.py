@@ -1,4 +1,5 @@
-"""Deterministic stratified splits and subsamples of an ExampleSet."""
+"""Deterministic splits and subsamples of an ExampleSet: stratified by class for classification, a seeded random
+split for multi-label and regression data (no single class to stratify on)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,14 @@ def stratified_split(examples: ExampleSet, fraction: float, seed: int) -> tuple[
     """Split indices into (keep, held_out) with about `fraction` of each class held out.
 
     Classes with fewer than 3 examples stay entirely in `keep`, so no class disappears from training.
+    Multi-label and regression data: a seeded random split of the rows.
     """
     rng = random.Random(seed)
+    if examples.task != "classification":
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        n_held = min(int(round(len(order) * fraction)), max(len(order) - 2, 0))
+        return sorted(order[n_held:]), sorted(order[:n_held])
     keep: list[int] = []
     held: list[int] = []
     groups = _by_class(examples)

@@ -47,7 +47,7 @@ def vector_table(frame, columns: list[str], options: LoadOptions, source: str) -
     if not features:
         raise DataError(f"{source} has no feature columns besides the label column {label_col!r}.")
     matrix = numeric_columns(frame.reset_index(drop=True), features, source)
-    labels = _clean_labels(frame[label_col].tolist(), source) if label_col is not None else None
+    labels = _clean_labels(frame[label_col].tolist(), source, options) if label_col is not None else None
     return ExampleSet(list(matrix), labels, source, "vector", columns=features)
 
 
@@ -58,5 +58,6 @@ def vector_set(data: Any, labels: Any, source: str, options: LoadOptions) -> Exa
     if labels is None and options.need_labels:
         raise DataError(f"{source}: labels are missing: pass them as the second argument, e.g. fit(X, y).")
     if labels is not None:
-        labels = _clean_labels(labels_from_array(labels, len(matrix), source), "the labels")
+        raw = labels_from_array(labels, len(matrix), source, multi_hot=options.task == "multilabel")
+        labels = _clean_labels(raw, "the labels", options)
     return ExampleSet(list(matrix), labels, source, "vector")

@@ -52,13 +52,22 @@ def as_matrix(data: Any, source: str, columns: list[str] | None = None):
     return array
 
 
-def labels_from_array(labels: Any, rows: int, source: str) -> list[Any]:
-    """One label per row: class indices / names, or a one-hot matrix converted to indices."""
+def labels_from_array(labels: Any, rows: int, source: str, multi_hot: bool = False) -> list[Any]:
+    """One label per row: class indices / names, or a one-hot matrix converted to indices; with `multi_hot`
+    (multi-label tasks), a 0/1 matrix becomes each row's tuple of column indices."""
     import numpy as np
 
+    if multi_hot and not hasattr(labels, "shape") and any(isinstance(v, (list, tuple, set)) for v in labels):
+        if len(labels) != rows:  # label lists, one per row (ragged: no array)
+            raise DataError(f"{source}: X has {rows} rows but y has {len(labels)} labels; pass one label per row.")
+        return list(labels)
     array = np.asarray(labels)
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
+    if array.ndim == 2 and multi_hot and array.dtype.kind in "biuf" and np.isin(array, (0, 1)).all():
+        if len(array) != rows:
+            raise DataError(f"{source}: X has {rows} rows but y has {len(array)} label rows; pass one per row.")
+        return [tuple(int(j) for j in np.flatnonzero(row)) for row in array]
     if array.ndim == 2:
         one_hot = array.dtype.kind in "biuf" and np.isin(array, (0, 1)).all() and (array.sum(axis=1) == 1).all()
         if not one_hot:

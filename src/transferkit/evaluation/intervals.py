@@ -3,12 +3,13 @@
 With little test data one number lies; every headline metric gets a 95% percentile-bootstrap interval over
 test examples (1,000 resamples, fixed seed, so the same predictions give the same interval). Macro-F1 and
 balanced accuracy are recomputed from each resample's confusion matrix, over the classes present in the
-test set (as the point estimate is).
+test set (as the point estimate is). `bootstrap_statistics` does the same for any vectorised statistic (the
+multi-label and regression metrics use it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -55,6 +56,37 @@ def bootstrap_interval(
     # One matrix of resample indices: vectorised, and the same seed always gives the same interval.
     indices = rng.integers(0, len(scores), size=(n_resamples, len(scores)))
     return _percentile_interval(scores[indices].mean(axis=1), level)
+
+
+def bootstrap_statistics(
+    n: int,
+    statistic: Callable[[np.ndarray], dict[str, np.ndarray]],
+    level: float = 0.95,
+    seed: int = 0,
+    n_resamples: int = RESAMPLES,
+) -> dict[str, list[float]]:
+    """95% percentile-bootstrap intervals of any statistics of `n` test examples.
+
+    `statistic(indices)` takes a [resamples, n] matrix of example indices (each row one resample) and returns
+    {name: [resamples] values}, so callers compute a whole chunk of resamples with array operations. NaN values
+    (a resample where a statistic is undefined) are left out of the percentiles.
+    """
+    if n == 0:
+        return {}
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[np.ndarray]] = {}
+    for start in range(0, n_resamples, CHUNK):
+        rows = min(CHUNK, n_resamples - start)
+        for name, values in statistic(rng.integers(0, n, size=(rows, n))).items():
+            samples.setdefault(name, []).append(np.asarray(values, dtype=float))
+    tail = (1.0 - level) / 2 * 100
+    intervals = {}
+    for name, values in samples.items():
+        joined = np.concatenate(values)
+        if np.isfinite(joined).any():
+            low, high = np.nanpercentile(joined, [tail, 100 - tail])
+            intervals[name] = [float(f"{low:.6g}"), float(f"{high:.6g}")]  # 6 digits: targets have any scale
+    return intervals
 
 
 def bootstrap_intervals(

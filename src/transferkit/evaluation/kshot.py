@@ -4,7 +4,8 @@ One small training set lies: the same K gives scores that swing by many points f
 So the protocol draws `repeats` stratified K-per-class training sets with fixed seeds, trains every strategy
 on the *same* draws (and the same model seed per draw), scores each on one fixed test set, and reports the
 mean, standard deviation and a 95% interval per (K, strategy), plus paired differences between strategies
-on the same draws, which cancel most of the draw-to-draw noise. Probing many draws is cheap: the feature
+on the same draws, which cancel most of the draw-to-draw noise. Intervals over draws are Student-t intervals
+of the mean (a bootstrap over 5-10 values is too narrow). Probing many draws is cheap: the feature
 cache keeps each example's backbone features, so only new examples cost backbone time.
 """
 
@@ -44,12 +45,20 @@ def kshot_draws(examples: ExampleSet, shots: int, repeats: int, seed: int = 0) -
     return draws
 
 
-def _interval(values: Sequence[float]) -> list[float]:
-    from transferkit.evaluation.intervals import bootstrap_interval
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (beyond: the normal's 1.96).
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
 
+
+def _interval(values: Sequence[float]) -> list[float]:
+    """95% t-interval of the mean over draws. With 5-10 draws a bootstrap interval is too narrow (it ignores
+    that the spread itself is estimated from few draws); Student's t accounts for it."""
+    values = np.asarray(values, dtype=float)
     if len(values) < 2:
-        return [float(values[0])] * 2
-    return [round(v, 6) for v in bootstrap_interval(values)]
+        return [round(float(values[0]), 6)] * 2
+    quantile = T_975[len(values) - 2] if len(values) - 1 <= len(T_975) else 1.96
+    half = quantile * values.std(ddof=1) / np.sqrt(len(values))
+    return [round(float(values.mean() - half), 6), round(float(values.mean() + half), 6)]
 
 
 @dataclass
@@ -69,7 +78,7 @@ class KShotResult:
         return [r[metric or self.metric] for r in sorted(rows, key=lambda r: r["repeat"])]
 
     def summary(self) -> list[dict[str, Any]]:
-        """Mean, standard deviation, min/max and a 95% bootstrap interval over repeats, per (K, strategy)."""
+        """Mean, standard deviation, min/max and a 95% t-interval of the mean over repeats, per (K, strategy)."""
         rows = []
         for shots, strategy in itertools.product(self.shots, self.strategies):
             values = self.scores(shots, strategy)
@@ -143,6 +152,15 @@ def _check_request(train: ExampleSet, shots: Sequence[int], repeats: int, strate
         raise DataError(f"{train.source} has no labels: the k-shot protocol draws K labelled examples per class.")
 
 
+def _only_classification(task: str) -> None:
+    if task != "classification":
+        raise ConfigError(
+            f"The k-shot protocol draws K examples per class, so it covers classification only; this run is "
+            f"task={task!r}. Evaluate {task} models with `transferkit fit ... --test` or "
+            "`transferkit evaluate RUN --data test.csv`."
+        )
+
+
 def _one_run(params: dict[str, Any], strategy: str, seed: int, train: ExampleSet, test: ExampleSet) -> dict:
     from transferkit.api import FineTuner
 
@@ -174,12 +192,14 @@ def kshot_evaluate(
     Model seeds are `seed + repeat` (seed from params, default 42): the same for every strategy on a draw.
     `metric` (default: the training `metric` option, accuracy) is the score summarised and compared.
     """
-    from transferkit.api import FineTuner, check_known_labels
+    from transferkit.api import FineTuner
     from transferkit.config import RunConfig
     from transferkit.data.examples import load_examples
+    from transferkit.data.labels import check_known_labels
 
     params = {"val_fraction": 0.0, **params}
     config = RunConfig.from_dict({k: v for k, v in params.items() if k != "strategy"})
+    _only_classification(config.task.task)
     options = FineTuner._load_options(config)
     train = load_examples(data, **options)
     test_set = load_examples(test, **options, modality=train.modality)

@@ -13,7 +13,7 @@ from transferkit.evaluation.kshot import KShotResult
 def format_kshot_table(result: KShotResult) -> str:
     """Mean ± std [95% CI] per (K, strategy), then the paired differences on the same draws."""
     lines = [f"{result.metric} on the test set, {result.repeats} draws per K (mean ± std [95% CI over draws])"]
-    lines.append(f"{'K':>5}  " + "".join(f"{s:>28}" for s in result.strategies))
+    lines.append(f"{'K':>5}  " + "".join(f"{s:>32}" for s in result.strategies))
     summary = {(row["shots"], row["strategy"]): row for row in result.summary()}
     for k in result.shots:
         cells = []
@@ -22,7 +22,7 @@ def format_kshot_table(result: KShotResult) -> str:
             cells.append(
                 f"{row['mean']:.3f} ± {row['std']:.3f} [{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}]" if row else "-"
             )
-        lines.append(f"{k:>5}  " + "".join(f"{c:>28}" for c in cells))
+        lines.append(f"{k:>5}  " + "".join(f"{c:>32}" for c in cells))
     paired = result.paired()
     if paired:
         lines += ["", "paired differences on the same draws (a - b; the interval excludes 0 = a real difference)"]

@@ -111,6 +111,22 @@ def worst_examples(
     ]
 
 
+def evaluate_classification(
+    examples, probabilities: np.ndarray, labels: Sequence[Any], modality: str, train_counts: Sequence[int] | None
+) -> dict[str, Any]:
+    """FineTuner.evaluate for a classifier: metrics with intervals, the worst mistakes and, given the training class
+    counts, the majority-class baseline."""
+    index = {name: i for i, name in enumerate(labels)}
+    true = [index[y] for y in examples.labels]
+    predicted = probabilities.argmax(axis=1).tolist()
+    metrics = classification_metrics(true, predicted, len(labels), labels, probabilities, intervals=True)
+    metrics["worst_examples"] = worst_examples(examples.inputs, true, probabilities, labels, modality)
+    if train_counts:
+        train_labels = [label for label, n in zip(labels, train_counts) for _ in range(n)]
+        metrics["majority_baseline"] = majority_baseline(train_labels, examples.labels)
+    return metrics
+
+
 def majority_baseline(train_labels: Sequence[Any], test_labels: Sequence[Any]) -> dict[str, Any]:
     """Scores of always predicting the most frequent training class: the bar a model must clear."""
     majority = Counter(train_labels).most_common(1)[0][0]
@@ -123,20 +139,37 @@ def majority_baseline(train_labels: Sequence[Any], test_labels: Sequence[Any]) -
     return {"label": majority, **{k: metrics[k] for k in keys}}
 
 
-def format_metrics_table(metrics: dict[str, Any], baseline: dict[str, Any] | None = None) -> str:
-    """A plain-text table of headline and per-class metrics."""
-    lines = [f"examples: {metrics['n']}"]
-    lines.append(f"{'':18}{'model':>10}" + (f"{'majority':>10}" if baseline else ""))
+def headline_rows(
+    metrics: dict[str, Any],
+    keys: Sequence[str],
+    baseline: dict[str, Any] | None = None,
+    baseline_name: str = "baseline",
+    number: str = ".4f",
+    width: int = 10,
+) -> list[str]:
+    """`examples: N`, then one row per headline metric: the model's value, the baseline's, the 95% interval."""
     intervals = metrics.get("ci95", {})
-    for key in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece"):
+    lines = [
+        f"examples: {metrics['n']}",
+        f"{'':18}{'model':>{width}}" + (f"{baseline_name:>{width}}" if baseline else ""),
+    ]
+    for key in keys:
         if key not in metrics:
             continue
-        row = f"{key:18}{metrics[key]:>10.4f}"
+        row = f"{key:18}{metrics[key]:>{width}{number}}"
         if baseline:
-            row += f"{baseline[key]:>10.4f}" if key in baseline else " " * 10
+            row += f"{baseline[key]:>{width}{number}}" if key in baseline else " " * width
         if key in intervals:
-            row += f"   95% CI [{intervals[key][0]:.4f}, {intervals[key][1]:.4f}]"
+            low, high = intervals[key]
+            row += f"   95% CI [{low:{number}}, {high:{number}}]"
         lines.append(row)
+    return lines
+
+
+def format_metrics_table(metrics: dict[str, Any], baseline: dict[str, Any] | None = None) -> str:
+    """A plain-text table of headline and per-class metrics."""
+    keys = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece")
+    lines = headline_rows(metrics, keys, baseline, "majority")
     lines.append("")
     lines.append(f"{'class':20}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
     for name, row in metrics["per_class"].items():

@@ -15,7 +15,10 @@ from typing import Any
 
 from transferkit.errors import ArtifactError
 
-COMPARED = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss", "loss")
+COMPARED = (
+    *("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss", "loss"),
+    *("micro_f1", "subset_accuracy", "mae", "rmse", "r2"),  # multilabel and regression runs
+)
 
 
 @dataclass
@@ -86,8 +89,10 @@ def rerun(
 
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
-    if manifest.get("task", "classification") != "classification":
-        raise ArtifactError(f"{run_dir} is a {manifest['task']} run; rerun checks classification runs.")
+    if manifest.get("task", "classification") == "generation":
+        raise ArtifactError(
+            f"{run_dir} is a generation run; rerun checks classification, multilabel and regression runs."
+        )
     if str((manifest.get("backbone") or {}).get("source", "")).startswith("module"):
         raise ArtifactError(f"{run_dir} used a user torch module as backbone; rerun cannot rebuild it from files.")
     train, val = _sources(manifest, run_dir)

@@ -72,8 +72,9 @@ def _plain_state_dict(backbone) -> dict[str, torch.Tensor]:
     return backbone.model.state_dict()
 
 
-def build_sequence_classifier(model, label_names: list[Any]):
-    """Return (BertForSequenceClassification, info) or (None, reason dict)."""
+def build_sequence_classifier(model, label_names: list[Any], problem_type: str | None = None):
+    """Return (BertForSequenceClassification, info) or (None, reason dict); `problem_type` as transformers names it
+    (None: single-label classification)."""
     from transformers import BertForSequenceClassification
 
     from transferkit.heads import LinearHead
@@ -99,6 +100,8 @@ def build_sequence_classifier(model, label_names: list[Any]):
     hf_config.num_labels = num_labels
     hf_config.id2label = {i: str(name) for i, name in enumerate(label_names)}
     hf_config.label2id = {str(name): i for i, name in enumerate(label_names)}
+    if problem_type:
+        hf_config.problem_type = problem_type
     extra_layer = backbone.pooling == "mean"
     if extra_layer:
         hf_config.num_hidden_layers = config.num_hidden_layers + 1
@@ -129,9 +132,11 @@ def build_sequence_classifier(model, label_names: list[Any]):
     return hf, info
 
 
-def export_for_transformers(model, directory: Path, label_names: list[Any], check_texts: list[str]) -> dict[str, Any]:
+def export_for_transformers(
+    model, directory: Path, label_names: list[Any], check_texts: list[str], problem_type: str | None = None
+) -> dict[str, Any]:
     """Write the plain-transformers model into `directory` after checking it agrees with `model`."""
-    hf, info = build_sequence_classifier(model, label_names)
+    hf, info = build_sequence_classifier(model, label_names, problem_type)
     if hf is None:
         return info
     tokenizer = model.backbone.tokenizer
@@ -155,7 +160,9 @@ def export_for_transformers(model, directory: Path, label_names: list[Any], chec
     return {**info, "written": True}
 
 
-def export_image_classifier(model, directory: Path, label_names: list[Any], check_inputs: list[Any]) -> dict[str, Any]:
+def export_image_classifier(
+    model, directory: Path, label_names: list[Any], check_inputs: list[Any], problem_type: str | None = None
+) -> dict[str, Any]:
     """An image run as the architecture's own AutoModelForImageClassification, when the mapping is exact."""
     from transformers import AutoModelForImageClassification
 
@@ -169,6 +176,8 @@ def export_image_classifier(model, directory: Path, label_names: list[Any], chec
     config.num_labels = len(label_names)
     config.id2label = {i: str(name) for i, name in enumerate(label_names)}
     config.label2id = {str(name): i for i, name in enumerate(label_names)}
+    if problem_type:
+        config.problem_type = problem_type
     try:
         plain = AutoModelForImageClassification.from_config(config).eval()
     except ValueError as exc:

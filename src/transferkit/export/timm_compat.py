@@ -20,7 +20,9 @@ WEIGHTS = "timm_model.safetensors"
 SPEC = "timm_model.json"
 
 
-def export_for_timm(model, directory: Path, labels: list[Any], check_inputs: list[Any]) -> dict[str, Any]:
+def export_for_timm(
+    model, directory: Path, labels: list[Any], check_inputs: list[Any], problem_type: str | None = None
+) -> dict[str, Any]:
     import timm
     from safetensors.torch import save_file
 
@@ -29,15 +31,9 @@ def export_for_timm(model, directory: Path, labels: list[Any], check_inputs: lis
 
     backbone, head = model.backbone, model.head
     if not isinstance(head, LinearHead):
-        return {
-            "written": False,
-            "reason": "only a linear head maps onto timm's classifier (this run used an MLP head)",
-        }
+        return {"written": False, "reason": "only a linear head maps onto timm's classifier (not an MLP head)"}
     if has_adapters(backbone):
-        return {
-            "written": False,
-            "reason": "unmerged LoRA adapters; save with merge_adapters=True for a plain timm model",
-        }
+        return {"written": False, "reason": "unmerged LoRA adapters; save with merge_adapters=True for plain timm"}
     kwargs = {"pretrained_cfg_overlay": {"input_size": list(backbone.timm_data_config["input_size"])}}
     plain = timm.create_model(backbone.arch, pretrained=False, num_classes=len(labels), **kwargs).eval()
     classifier = plain.default_cfg.get("classifier", "classifier")
@@ -64,6 +60,7 @@ def export_for_timm(model, directory: Path, labels: list[Any], check_inputs: lis
         "architecture": backbone.arch,
         "num_classes": len(labels),
         "labels": [str(x) for x in labels],
+        "problem_type": problem_type or "single_label_classification",
         "kwargs": kwargs,
         "data_config": backbone.data_config,
     }

@@ -1,4 +1,5 @@
-"""Options of generative runs (`task="generation"`): which columns hold the pairs, how sequences are built."""
+"""Options of generative runs (`task="generation"`, see config.TaskConfig): which columns hold the pairs, how
+sequences are built."""
 
 from __future__ import annotations
 
@@ -6,12 +7,9 @@ from dataclasses import dataclass
 
 from transferkit.errors import ConfigError
 
-TASKS = ("classification", "generation")
-
 
 @dataclass
 class GenerationOptions:
-    task: str = "classification"  # "classification" (labels) or "generation" (prompt -> response pairs, causal LM)
     prompt_column: str | None = None  # generation: prompt column; None: guessed (prompt, question, instruction+input)
     response_column: str | None = None  # generation: response column; None: guessed (response, answer, output)
     system_prompt: str | None = None  # generation: system message put before every prompt (chat-template models)
@@ -19,7 +17,5 @@ class GenerationOptions:
     max_new_tokens: int = 64  # generation: most tokens generated per prompt when evaluating and by default
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ConfigError(f"task must be one of {TASKS}, got {self.task!r}.")
         if self.max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}.")

@@ -16,6 +16,9 @@ SHOWN_EXAMPLES = 5  # evaluated examples written out side by side (prompt, refer
 
 # Options of classification runs that mean nothing for a language model: setting one is a mistake worth naming.
 CLASSIFICATION_ONLY = (
+    "label_separator",
+    "regression_loss",
+    "huber_delta",
     "head",
     "head_hidden",
     "head_dropout",

@@ -20,6 +20,8 @@ BASE_COLUMNS = {  # row key -> table header
     "val_score": "best val",
 }
 CLASSIFICATION_SCORES = ("accuracy", "macro_f1")
+TASK_SCORES = ("micro_f1", "subset_accuracy", "mae", "rmse", "r2")  # multilabel and regression runs
+VALIDATION_METRIC = {"multilabel": "micro_f1", "regression": "rmse"}  # what those tasks select epochs by
 GENERATION_SCORES = ("exact_match", "token_f1")
 
 
@@ -31,7 +33,7 @@ def _scores(metrics: dict[str, Any]) -> dict[str, Any]:
         intervals = {k: row.get(f"{k}_ci95") for k in GENERATION_SCORES}
         names = GENERATION_SCORES
     else:
-        row, intervals, names = metrics, metrics.get("ci95") or {}, CLASSIFICATION_SCORES
+        row, intervals, names = metrics, metrics.get("ci95") or {}, CLASSIFICATION_SCORES + TASK_SCORES
     scores: dict[str, Any] = {}
     for name in names:
         if isinstance(row.get(name), (int, float)):
@@ -47,6 +49,8 @@ def _best_validation(manifest: dict[str, Any]) -> tuple[str | None, float | None
     from transferkit.report.sections import training_phases
 
     metric = ((manifest.get("config") or {}).get("train") or {}).get("metric") or "accuracy"
+    if manifest.get("task") in VALIDATION_METRIC and metric != "macro_f1":
+        metric = VALIDATION_METRIC[manifest["task"]]
     validation = (manifest.get("metrics") or {}).get("validation")
     if isinstance(validation, dict) and isinstance(validation.get(metric), (int, float)):
         return f"val_{metric}", validation[metric]

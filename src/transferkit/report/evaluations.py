@@ -1,6 +1,7 @@
 """The evaluation sections of report.html, one per eval_<name>.json: headline metrics with intervals, confusion
-heatmap, per-class bars, reliability diagram and the worst misclassified examples; for generative runs the
-before/after scores table and example answers."""
+heatmap, per-class bars, reliability diagram and the worst misclassified examples; for multi-label runs per-label
+scores and thresholds and the most wrong label sets; for regression runs the training-mean baseline and the
+largest errors; for generative runs the before/after scores table and example answers."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ from transferkit.report import media, plots
 from transferkit.report.markup import Raw, esc, image, interval, note, number, pairs, section, table, tag
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece")
+MULTILABEL_HEADLINE = ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss", "micro_precision", "micro_recall")
+REGRESSION_HEADLINE = ("mae", "rmse", "r2", "mean_error")
+WORST_COLUMNS = {  # optional numeric columns of the worst-examples table, by the key rows carry
+    "confidence": "confidence",
+    "p_true": "p(true)",
+    "wrong_labels": "wrong labels",
+    "abs_error": "|error|",
+}
 MAX_WORST = 20  # rows of the worst-examples table
 MAX_TEXT = 600  # characters of a text example shown
 
@@ -21,11 +30,20 @@ def evaluation(stem: str, metrics: dict[str, Any], bases: list[Path]) -> Raw:
     facts = pairs([("data", metrics.get("data", stem)), ("examples", number(metrics.get("n")))])
     if metrics.get("task") == "generation":
         return section(f"eval-{stem}", heading, facts, *_generation(metrics))
+    if metrics.get("task") == "multilabel":
+        return section(f"eval-{stem}", heading, facts, *_multilabel(metrics, bases))
+    if metrics.get("task") == "regression":
+        baseline = metrics.get("mean_baseline") or {}
+        label = f"training mean ({number(baseline.get('prediction'))})" if baseline else "training mean"
+        parts = [_headline(metrics, REGRESSION_HEADLINE, baseline, label), tag("h3", "Largest errors")]
+        return section(f"eval-{stem}", heading, facts, *parts, worst_examples(metrics.get("worst_examples"), bases))
     return section(f"eval-{stem}", heading, facts, *_classification(metrics, bases))
 
 
 def _classification(metrics: dict[str, Any], bases: list[Path]) -> list[Any]:
-    parts: list[Any] = [_headline(metrics)]
+    baseline = metrics.get("majority_baseline") or {}
+    label = f"majority class ({baseline['label']})" if "label" in baseline else "majority class"
+    parts: list[Any] = [_headline(metrics, HEADLINE, baseline, label)]
     labels = metrics.get("labels") or list(metrics.get("per_class") or {})
     figures = [
         image(plots.confusion_heatmap(metrics["confusion_matrix"], labels), "confusion matrix")
@@ -47,16 +65,36 @@ def _classification(metrics: dict[str, Any], bases: list[Path]) -> list[Any]:
     return parts
 
 
-def _headline(metrics: dict[str, Any]) -> Raw:
-    baseline = metrics.get("majority_baseline") or {}
+def _multilabel(metrics: dict[str, Any], bases: list[Path]) -> list[Any]:
+    parts: list[Any] = [_headline(metrics, MULTILABEL_HEADLINE)]
+    per_label = metrics.get("per_label") or {}
+    if per_label:
+        source = metrics.get("threshold_source")
+        parts += [tag("h3", "Per label"), image(plots.per_class_bars(per_label), "per-label precision, recall, F1")]
+        keys = ("precision", "recall", "f1", "support", "predicted", "threshold")
+        rows = ([name, *(number(row.get(k)) for k in keys)] for name, row in per_label.items())
+        parts.append(table(["label", *keys], rows))
+        if source:
+            parts.append(
+                note(
+                    f"Thresholds: {'tuned per label on the validation set' if source == 'validation' else '0.5 (no validation data)'}."
+                )
+            )
+    parts += [tag("h3", "Most wrong label sets"), worst_examples(metrics.get("worst_examples"), bases)]
+    return parts
+
+
+def _headline(
+    metrics: dict[str, Any], keys: tuple[str, ...], baseline: dict[str, Any] | None = None, label: str = ""
+) -> Raw:
     intervals = metrics.get("ci95") or {}
     rows = [
-        (key.replace("_", " "), number(metrics[key]), interval(intervals.get(key)), number(baseline.get(key)))
-        for key in HEADLINE
+        (key.replace("_", " "), number(metrics[key]), interval(intervals.get(key)))
+        + ((number((baseline or {}).get(key)),) if baseline is not None else ())
+        for key in keys
         if isinstance(metrics.get(key), (int, float))
     ]
-    label = f"majority class ({baseline['label']})" if "label" in baseline else "majority class"
-    return table(["metric", "model", "95% CI", label], rows, "headline")
+    return table(["metric", "model", "95% CI", *([label] if baseline is not None else [])], rows, "headline")
 
 
 def worst_examples(rows: Any, bases: list[Path]) -> Raw:
@@ -65,20 +103,28 @@ def worst_examples(rows: Any, bases: list[Path]) -> Raw:
         return note("This evaluation file lists no examples (written by an older transferkit).")
     if not rows:
         return note("No misclassified examples.")
+    extra = [key for key in WORST_COLUMNS if any(key in row for row in rows)]
     body = []
     for i, row in enumerate(rows[:MAX_WORST], 1):
         cells = (
             str(i),
             _example_cell(row, bases),
-            esc(row.get("label", "")),
-            esc(row.get("predicted", "")),
-            esc(number(row.get("confidence"), 3)),
-            esc(number(row.get("p_true"), 3)),
+            esc(_shown_label(row.get("label", ""))),
+            esc(_shown_label(row.get("predicted", ""))),
+            *(esc(number(row.get(key), 3)) for key in extra),
         )
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("#", "input", "true", "predicted", "confidence", "p(true)"))
+    headers = ("#", "input", "true", "predicted", *(WORST_COLUMNS[key] for key in extra))
+    head = "".join(f"<th>{h}</th>" for h in headers)
     more = note(f"{len(rows) - MAX_WORST} more not shown.") if len(rows) > MAX_WORST else ""
     return Raw(f'<table class="worst"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>{more}')
+
+
+def _shown_label(value: Any) -> str:
+    """A label as shown: numbers to 4 significant digits, an empty label set as (none)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value) if value != "" else "(none)"
 
 
 def _example_cell(row: dict[str, Any], bases: list[Path]) -> str:

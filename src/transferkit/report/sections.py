@@ -29,6 +29,8 @@ def summary(manifest: dict[str, Any]) -> Raw:
             if labels
             else None,
         ),
+        ("target", _target(manifest.get("target"))),
+        ("thresholds", _thresholds(labels, manifest.get("thresholds"), manifest.get("threshold_source"))),
         ("trainable parameters", _parameters(parameters)),
         ("training rows", number(data.get("train_rows", data.get("examples")))),
         (
@@ -50,6 +52,21 @@ def summary(manifest: dict[str, Any]) -> Raw:
     if isinstance(validation, dict) and validation:
         parts += [tag("h3", "Validation at the best epoch"), pairs((k, number(v)) for k, v in validation.items())]
     return section("summary", "Run", *parts)
+
+
+def _target(target: Any) -> str | None:
+    """A regression run's training-target scale and loss."""
+    if not isinstance(target, dict) or "mean" not in target:
+        return None
+    return f"mean {number(target['mean'])}, std {number(target.get('std'))}; {target.get('loss', 'mse')} loss"
+
+
+def _thresholds(labels: list[Any], thresholds: Any, source: Any) -> str | None:
+    """A multi-label run's decision threshold per label and where they came from."""
+    if not isinstance(thresholds, list) or len(thresholds) != len(labels):
+        return None
+    shown = ", ".join(f"{label}: {t:.2f}" for label, t in list(zip(labels, thresholds))[:20])
+    return f"{shown} ({'tuned on validation' if source == 'validation' else 'default 0.5'})"
 
 
 def _parameters(parameters: dict[str, Any]) -> str | None:

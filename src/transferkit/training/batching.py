@@ -59,9 +59,12 @@ class ItemDataset(torch.utils.data.Dataset):
 
 
 def labelled_collate(collate: Callable[[list[Any]], Any]) -> Callable:
+    """Items padded by `collate`; targets as class ids (long) or, for multi-label and regression, floats."""
+
     def _collate(pairs):
         items, labels = zip(*pairs)
-        return collate(list(items)), torch.tensor(labels, dtype=torch.long)
+        dtype = torch.long if isinstance(labels[0], int) else torch.float32
+        return collate(list(items)), torch.tensor(labels, dtype=dtype)
 
     return _collate
 

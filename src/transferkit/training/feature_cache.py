@@ -4,7 +4,7 @@ One directory per backbone identity (its spec + a hash of its weights); inside, 
 `features [n, D]` with the hash of each example's *encoded* input (token ids, pixels, ...), which also
 covers the preprocessing (tokenizer, max length). Any subset or reordering of cached examples (more epochs,
 a head sweep, cross-validation folds, a restart) costs no backbone time. Shards are written to a temp name
-and renamed; an unreadable shard is deleted and its rows recomputed.
+and renamed; an unreadable shard is deleted and its rows recomputed. `FeatureSource` serves a fit's head-only phases from it.
 """
 
 from __future__ import annotations
@@ -103,3 +103,37 @@ class FeatureCache:
             known.update({digests[i]: row for i, row in zip(missing, computed)})
         stacked = torch.stack([known[d] for d in digests]) if items else torch.empty(0)
         return stacked, CacheStats(hits=len(items) - len(missing), computed=len(missing), directory=str(self.directory))
+
+
+class FeatureSource:
+    """Backbone features for the head-only phases: from the on-disk cache, computed at most once per example."""
+
+    def __init__(self, config, backbone, device, log) -> None:
+        self.config, self.backbone, self.device, self.log = config, backbone, device, log
+        self.cache = FeatureCache(default_cache_dir(), backbone_key(backbone)) if config.train.feature_cache else None
+        self.stats = {"hits": 0, "computed": 0, "directory": str(self.cache.directory) if self.cache else None}
+
+    def __call__(self, batches, what: str):
+        from transferkit.training.inference import run_batched
+        from transferkit.training.loop import Batches
+
+        def compute(indices: list[int]) -> torch.Tensor:
+            self.backbone.eval()
+            return run_batched(
+                self.backbone.forward_features,
+                [batches.items[i] for i in indices],
+                batches.collate,
+                [batches.lengths[i] for i in indices],
+                self.config.train.eval_batch_size,
+                self.device,
+                progress=f"features ({what})" if self.log else None,
+            )
+
+        if self.cache is None:
+            features = compute(list(range(len(batches.items))))
+        else:
+            digest = getattr(self.backbone, "item_digest", None)
+            features, stats = self.cache.features(batches.items, compute, *([digest] if digest else []))
+            self.stats["hits"] += stats.hits
+            self.stats["computed"] += stats.computed
+        return Batches(list(features), batches.labels, torch.stack, [1] * len(features))

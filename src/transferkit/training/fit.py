@@ -1,4 +1,5 @@
-"""One fit: check data, build backbone + head, run the strategy's phases, and describe the run."""
+"""One fit: check data, build backbone + head, run the strategy's phases, and describe the run. What depends on
+the task (classification, multilabel, regression: targets, head width, loss, validation) comes from tasks.py."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from transferkit.data.examples import ExampleSet
 from transferkit.data.splits import stratified_split, stratified_subsample
 from transferkit.errors import BackboneError, DataError
 
+TaskLike = Any  # a training.tasks task object (imported lazily: it needs torch)
+
 MIN_ROWS_FOR_AUTO_VAL = 20  # below this, holding out validation rows costs more than early stopping gains
 HEAD_ONLY_PATIENCE_FACTOR = 3  # head-only epochs are short and their validation scores noisy: wait longer
 CHECK_INPUTS = 16  # validation inputs kept to check exports against the trained model
@@ -24,6 +27,7 @@ class FitRun:
     labels: list[Any]
     device: Any
     info: dict[str, Any]
+    task: TaskLike = None  # the trained task: labels, thresholds or target scale
 
 
 def pick_device(device: str = "auto"):
@@ -48,16 +52,6 @@ def run_fingerprint(config: RunConfig, train, val) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _check_train(train: ExampleSet) -> list[Any]:
-    labels = sorted(set(train.labels or []), key=lambda v: (str(type(v)), v))
-    if len(labels) < 2:
-        raise DataError(
-            f"{train.source} has a single class ({labels[0]!r} for all {len(train)} rows); a classifier needs at least "
-            "two. Add examples of other classes, or check that --label-column names the right column."
-        )
-    return labels
-
-
 def _split_data(
     config: RunConfig, train: ExampleSet, val: ExampleSet | None, log
 ) -> tuple[ExampleSet, ExampleSet | None, str, dict[str, list[int]]]:
@@ -74,12 +68,14 @@ def _split_data(
         keep, held = stratified_split(train, config.data.val_fraction, seed)
         if held:
             split.update(train=keep, val=held)
-            return train.subset(keep), train.subset(held), f"{len(held)} rows held out of training (stratified)", split
+            how = "stratified" if train.task == "classification" else "random"
+            return train.subset(keep), train.subset(held), f"{len(held)} rows held out of training ({how})", split
     return train, None, "none", split
 
 
 def build_model(config: RunConfig, num_classes: int, train: ExampleSet | None = None, module=None, log=None):
-    """Backbone (the default for the data's modality unless named) + new head + the strategy's changes.
+    """Backbone (the default for the data's modality unless named) + new head (`num_classes` outputs: classes,
+    labels, or 1 for regression) + the strategy's changes.
 
     `module`: a user `torch.nn.Module` to use as the backbone (its output layer is removed).
     """
@@ -163,49 +159,11 @@ def _fit_input(backbone, train: ExampleSet, config: RunConfig, log) -> None:
         backbone.fit_standardizer(train.inputs)
 
 
-class FeatureSource:
-    """Backbone features for the head-only phases: from the on-disk cache, computed at most once per example."""
-
-    def __init__(self, config: RunConfig, backbone, device, log) -> None:
-        from transferkit.training.feature_cache import FeatureCache, backbone_key, default_cache_dir
-
-        self.config, self.backbone, self.device, self.log = config, backbone, device, log
-        self.cache = FeatureCache(default_cache_dir(), backbone_key(backbone)) if config.train.feature_cache else None
-        self.stats = {"hits": 0, "computed": 0, "directory": str(self.cache.directory) if self.cache else None}
-
-    def __call__(self, batches, what: str):
-        import torch
-
-        from transferkit.training.inference import run_batched
-        from transferkit.training.loop import Batches
-
-        def compute(indices: list[int]) -> torch.Tensor:
-            self.backbone.eval()
-            return run_batched(
-                self.backbone.forward_features,
-                [batches.items[i] for i in indices],
-                batches.collate,
-                [batches.lengths[i] for i in indices],
-                self.config.train.eval_batch_size,
-                self.device,
-                progress=f"features ({what})" if self.log else None,
-            )
-
-        if self.cache is None:
-            features = compute(list(range(len(batches.items))))
-        else:
-            digest = getattr(self.backbone, "item_digest", None)
-            features, stats = self.cache.features(batches.items, compute, *([digest] if digest else []))
-            self.stats["hits"] += stats.hits
-            self.stats["computed"] += stats.computed
-        return Batches(list(features), batches.labels, torch.stack, [1] * len(features))
-
-
 @dataclass
 class RunData:
     """The checked, split and encoded data of one fit."""
 
-    labels: list[Any]
+    task: TaskLike
     train: ExampleSet
     val: ExampleSet | None
     val_source: str
@@ -215,13 +173,19 @@ class RunData:
     backbone_weights: list[dict[str, Any]] = field(default_factory=list)  # the pretrained weights' files + hashes
 
 
-def _encode(backbone, examples: ExampleSet, index: dict[Any, int], training: bool = False):
+def _encode(backbone, examples: ExampleSet, task: TaskLike, training: bool = False):
     from transferkit.training.loop import Batches
 
     items = backbone.encode(examples.inputs)
     lengths = [backbone.item_length(i) for i in items]
     augmenting = getattr(backbone, "train_collate", None) if training else None
-    return Batches(items, [index[y] for y in examples.labels], backbone.collate, lengths, augmenting)
+    return Batches(items, task.targets(examples), backbone.collate, lengths, augmenting)
+
+
+def _log_skipped(train: ExampleSet, val: ExampleSet | None, log) -> None:
+    skipped = train.skipped + (val.skipped if val is not None else [])
+    if skipped and log:
+        log(f"skipped {len(skipped)} unreadable file(s) (--skip-bad-files); first: {skipped[0]}")
 
 
 def _parameter_counts(model, head_only: bool) -> dict[str, Any]:
@@ -276,7 +240,7 @@ def _run_phase(
     counts = _parameter_counts(model, cached)
     if log:
         log(
-            f"{phase.name}: {len(run.train)} rows, {len(run.labels)} classes; validation: {run.val_source}; backbone "
+            f"{phase.name}: {len(run.train)} rows, {run.task.describe()}; validation: {run.val_source}; backbone "
             f"{config.backbone.backbone} ({model.backbone.data_config}); trainable parameters {counts['trainable']:,} "
             f"of {counts['total']:,} ({100 * counts['trainable_share']:.2f}%)"
         )
@@ -295,7 +259,7 @@ def _run_phase(
         val,
         config.train,
         phase.epochs,
-        len(run.labels),
+        run.task.num_outputs,
         accelerator,
         log=log,
         phase=phase.name,
@@ -304,9 +268,26 @@ def _run_phase(
         checkpointer=checkpointer,
         resume=resume,
         head_only=cached,
+        objective=run.task.objective(),
+        validate=run.task.validator(config.train),
         on_epoch=on_epoch,
     )
     return result, counts
+
+
+def _calibrate(model, run: RunData, config: RunConfig, features, last_phase, device) -> None:
+    """Let the task tune its decisions on the final model's validation outputs (multilabel: thresholds).
+
+    When only the head trained last, the backbone's validation features come from `features` (the cache)."""
+    from transferkit.training.inference import run_batched
+
+    if run.val_batches is None or not len(run.val_batches.items) or run.task.name != "multilabel":
+        return
+    module, val = model, run.val_batches
+    if last_phase.cached_features and not getattr(model.backbone, "new_layers", list)():
+        module, val = model.head, features(run.val_batches, "validation")
+    logits = run_batched(module, val.items, val.collate, val.lengths, config.train.eval_batch_size, device)
+    run.task.calibrate(logits, list(run.val_batches.labels))
 
 
 def _describe(config: RunConfig, model, strategy, phases, results, counts, run: RunData, features) -> dict[str, Any]:
@@ -318,7 +299,8 @@ def _describe(config: RunConfig, model, strategy, phases, results, counts, run: 
     train, val = run.train, run.val
     counts_by_label = train.class_counts()
     return {
-        "task": "classification",
+        "task": run.task.name,
+        **run.task.state(),
         "modality": train.modality,
         "backbone": model.backbone.spec(),
         "backbone_weights": run.backbone_weights,
@@ -342,7 +324,7 @@ def _describe(config: RunConfig, model, strategy, phases, results, counts, run: 
         "data": {
             "train_rows": len(train),
             "train_fingerprint": train.fingerprint(),
-            "train_class_counts": [counts_by_label.get(label, 0) for label in run.labels],
+            "train_class_counts": [counts_by_label.get(label, 0) for label in run.task.labels],
             "val_rows": len(val) if val is not None else 0,
             "val_source": run.val_source,
             "val_fingerprint": val.fingerprint() if val is not None else None,
@@ -373,27 +355,26 @@ def fit_run(
     `on_epoch(phase, row)` receives every epoch's metrics as they come (experiment tracking)."""
     from accelerate.utils import set_seed
 
-    from transferkit.api import check_known_labels
+    from transferkit.data.labels import check_known_labels
     from transferkit.export.manifest import backbone_weights
     from transferkit.training.checkpoint import Checkpointer
+    from transferkit.training.feature_cache import FeatureSource
+    from transferkit.training.tasks import task_for_training
 
-    labels = _check_train(train)
     train, val, val_source, split = _split_data(config, train, val, log)
+    task = task_for_training(config, train)  # after the split: regression scales by the training rows only
     if val is not None:
-        check_known_labels(val, labels)
+        check_known_labels(val, task.labels)
     set_seed(config.train.seed)
-    model, strategy = build_model(config, len(labels), train, module, log)
-    index = {label: i for i, label in enumerate(labels)}
-    skipped = train.skipped + (val.skipped if val is not None else [])
-    if skipped and log:
-        log(f"skipped {len(skipped)} unreadable file(s) (--skip-bad-files); first: {skipped[0]}")
+    model, strategy = build_model(config, task.num_outputs, train, module, log)
+    _log_skipped(train, val, log)
     run = RunData(
-        labels,
+        task,
         train,
         val,
         val_source,
-        _encode(model.backbone, train, index, training=True),
-        _encode(model.backbone, val, index) if val is not None else None,
+        _encode(model.backbone, train, task, training=True),
+        _encode(model.backbone, val, task) if val is not None else None,
         split,
         backbone_weights(model.backbone),
     )
@@ -409,9 +390,10 @@ def fit_run(
         results.append(result)
     model.eval()
     model.requires_grad_(False)
+    _calibrate(model, run, config, features, phases[-1], accelerator.device)
     if not all(phase.cached_features for phase in phases):
         model.backbone.weights_id = None  # the weights changed: the feature cache must hash their content from now on
     if log and features.stats["hits"] + features.stats["computed"]:
         log(f"backbone features: {features.stats['computed']} computed, {features.stats['hits']} read from the cache")
     info = _describe(config, model, strategy, phases, results, counts, run, features)
-    return FitRun(model, labels, accelerator.device, info)
+    return FitRun(model, list(task.labels), accelerator.device, info, task)

@@ -32,10 +32,10 @@ Objective = Callable[[Any, torch.Tensor], torch.Tensor]
 
 @dataclass
 class Batches:
-    """Items (encoded once), their label ids, how to pad a list of items, and each item's length."""
+    """Items (encoded once), their targets, how to pad a list of items, and each item's length."""
 
     items: Sequence[Any]
-    labels: Sequence[int]
+    labels: Sequence[Any]  # class ids; multi-hot float rows (multilabel); standardised floats (regression)
     collate: Callable[[list[Any]], Any]
     lengths: Sequence[int]
     train_collate: Callable[[list[Any]], Any] | None = None  # with training-time augmentation, when it differs

@@ -18,6 +18,10 @@ from transferkit.errors import ConfigError
 EXPERIMENT = "transferkit"
 DEFAULT_MLFLOW_URI = "sqlite:///mlflow.db"
 MLFLOW_PARAM_CHARS = 6000  # longer values are cut: MLflow refuses them
+EVALUATION_KEYS = (  # headline scores of an evaluation, whichever task produced it
+    *("accuracy", "balanced_accuracy", "macro_f1", "log_loss", "ece"),
+    *("micro_f1", "subset_accuracy", "hamming_loss", "mae", "rmse", "r2"),
+)
 
 
 def _require(module: str, target: str):
@@ -132,9 +136,7 @@ class Tracking:
             backend.metrics(phase, values, int(row["epoch"]))
 
     def log_evaluation(self, name: str, metrics: dict[str, Any]) -> None:
-        values = _scalars(
-            {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "log_loss", "ece") if k in metrics}
-        )
+        values = _scalars({k: metrics[k] for k in EVALUATION_KEYS if k in metrics})
         for backend in self.backends:
             backend.metrics(f"eval_{name}", values, 0)
 
