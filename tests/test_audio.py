@@ -176,3 +176,26 @@ def test_resemblyzer_speaker_encoder_as_backbone(tmp_path, audio_folder):
     assert model.run_info_["backbone"]["source"] == "resemblyzer" and model.model_.backbone.num_features == 256
     saved = model.save(tmp_path / "resemblyzer")
     assert np.array_equal(tk.load(saved).predict_proba(_test_clips()), model.predict_proba(_test_clips()))
+
+
+def test_multilabel_and_regression_on_audio(tmp_path):
+    """Clips holding a low tone, a high tone or both (multi-label), and a tone's pitch as a number (regression)."""
+
+    def mix(parts: tuple[str, ...], seed: int):
+        waves = [_tone(TONES[name], seed * 10 + i)[0] for i, name in enumerate(parts)]
+        return np.sum(waves, axis=0) / len(waves), 8000
+
+    sets = [("low",), ("high",), ("high", "low")] * 8
+    clips = [mix(s, i) for i, s in enumerate(sets)]
+    tagger = tk.FineTuner(**TINY_AUDIO, task="multilabel", strategy="full").fit(clips, sets, verbose=False)
+    test_sets = [("low",), ("high",), ("high", "low")] * 2
+    test_clips = [mix(s, 100 + i) for i, s in enumerate(test_sets)]
+    assert tagger.evaluate(test_clips, test_sets)["micro_f1"] >= 0.8
+    saved = tagger.save(tmp_path / "tagger")
+    assert tk.load(saved).predict(test_clips) == tagger.predict(test_clips)
+
+    pitches = [300.0, 800.0, 1500.0, 2500.0] * 6
+    tones = [_tone(f, seed=i) for i, f in enumerate(pitches)]
+    pitch = tk.FineTuner(**TINY_AUDIO, task="regression", strategy="full").fit(tones, pitches, verbose=False)
+    metrics = pitch.evaluate([_tone(f, seed=500 + i) for i, f in enumerate(pitches[:8])], pitches[:8])
+    assert metrics["mae"] < 0.5 * metrics["mean_baseline"]["mae"], metrics

@@ -290,8 +290,10 @@ def test_fit_checks_the_data_first_and_strict_checks_stop_before_training(toy_da
     (x, y), _ = toy_data
     train_x, train_y = x + x[:3], y + y[:3]  # three rows twice
     model = tk.FineTuner(**{**TINY, "epochs": 1}).fit(train_x, train_y, val=x[:6], val_labels=y[:6])
-    found = {p["check"]: p for p in model.run_info_["data_checks"]["problems"]}
+    checks = model.run_info_["data_checks"]
+    found = {p["check"]: p for p in checks["problems"]}
     assert found["duplicates"]["count"] >= 3 and found["leakage_val"]["severity"] == "warning"
+    assert checks["max_length"] == 64 and checks["truncated"]["train"] == 0.0  # tiny-bert's tokenizer counted
     assert "data check (warning)" in capsys.readouterr().err
     strict = tk.FineTuner(**{**TINY, "epochs": 1, "strict_checks": True})
     with pytest.raises(DataError, match="The data checks found errors"):

@@ -76,6 +76,10 @@ def test_worst_examples_are_the_most_confident_mistakes_first():
         "index": 3, "input": "d", "modality": "text", "label": "neg", "predicted": "pos", "confidence": 0.95,
         "p_true": 0.05,
     }  # fmt: skip
+    clip = worst_examples([(np.zeros(8000), 16000)], [1], np.array([[0.8, 0.2]]), ["a", "b"], "audio")
+    assert clip[0]["input"] == "<audio clip 0.50 s>"
+    image = worst_examples([np.zeros((28, 28, 3))], [1], np.array([[0.8, 0.2]]), ["a", "b"], "image")
+    assert image[0]["input"] == "<image array (28, 28, 3)>"
     vector = worst_examples([np.arange(10.0)], [1], np.array([[0.8, 0.2]]), ["a", "b"], "vector")
     assert vector[0]["input"].startswith("[0, 1, 2") and vector[0]["input"].endswith(", ...]")
     metrics = classification_metrics(y_true, probabilities.argmax(1), 2, ["neg", "pos"])

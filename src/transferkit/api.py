@@ -325,13 +325,31 @@ def _check_before_training(config: RunConfig, train: ExampleSet, val: ExampleSet
     with `strict_checks`, errors (train/val overlap included) stop the run before any compute is spent."""
     from transferkit.data.checks import check_data
 
-    report = check_data(train, val, strict=config.data.strict_checks)
+    report = check_data(train, val, strict=config.data.strict_checks, **_token_counting(config, train))
     for problem in report.problems:
         if log and problem.severity != "info":
             log(f"data check ({problem.severity}): {problem.message}")
     if config.data.strict_checks:
         report.raise_if_errors()
     return report.to_dict()
+
+
+def _token_counting(config: RunConfig, train: ExampleSet) -> dict[str, Any]:
+    """For text: the backbone's tokenizer (only it loads) and max length, so the checks report truncated texts."""
+    from transferkit.backbones import DEFAULT_BACKBONES
+    from transferkit.backbones.text_tokenizer import token_counter
+    from transferkit.errors import TransferkitError
+
+    if train.modality != "text":
+        return {}
+    try:
+        found = token_counter(config.backbone.backbone or DEFAULT_BACKBONES["text"])
+    except TransferkitError:
+        return {}  # building the backbone names the problem, with its own message
+    if found is None:
+        return {}
+    count_tokens, max_length = found
+    return {"count_tokens": count_tokens, "max_length": config.backbone.max_length or max_length}
 
 
 def _start_tracking(config: RunConfig, checkpoint_dir: str | Path | None):

@@ -73,8 +73,14 @@ def describe_input(item: Any, modality: str) -> str:
     image, clip or feature row."""
     if isinstance(item, str) or hasattr(item, "__fspath__"):
         return str(item)
-    if modality == "image" and hasattr(item, "size"):
-        return f"<image {item.size[0]}x{item.size[1]}>"
+    if modality == "image" and hasattr(item, "width"):  # a PIL image (arrays are described below)
+        return f"<image {item.width}x{item.height}>"
+    if modality == "audio":  # (samples, rate), {"array": ..., "sampling_rate": ...} or bare samples
+        samples, rate = (item["array"], item.get("sampling_rate")) if isinstance(item, dict) else (item, None)
+        if isinstance(item, (tuple, list)) and len(item) == 2 and np.isscalar(item[1]):
+            samples, rate = item
+        length = np.asarray(samples).shape[-1] if np.ndim(samples) else 0
+        return f"<audio clip {length / rate:.2f} s>" if rate else f"<audio clip, {length} samples>"
     array = np.asarray(item)
     if modality == "vector":
         shown = ", ".join(f"{v:.3g}" for v in array.ravel()[:8])
