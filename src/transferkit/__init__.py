@@ -23,6 +23,7 @@ __all__ = [
     "load_examples",
     "kshot_evaluate",
     "check_data",
+    "rank",
     "list_backbones",
     "RunConfig",
     "TransferkitError",
@@ -36,6 +37,7 @@ _LAZY = {
     "load_examples": ("transferkit.data.examples", "load_examples"),
     "kshot_evaluate": ("transferkit.evaluation.kshot", "kshot_evaluate"),
     "check_data": ("transferkit.data.checks", "check_data"),
+    "rank": ("transferkit.selection.rank", "rank_backbones"),
     "list_backbones": ("transferkit.backbones", "list_backbones"),
     "RunConfig": ("transferkit.config", "RunConfig"),
 }

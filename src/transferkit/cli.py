@@ -293,9 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_generate_parser(sub)
     from transferkit.cli_check import add_parser as add_check_parser
+    from transferkit.cli_rank import add_parser as add_rank_parser
     from transferkit.cli_report import add_parser as add_report_parser
 
     add_check_parser(sub)
+    add_rank_parser(sub)
 
     add_report_parser(sub)
 
