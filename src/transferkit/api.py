@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,12 +115,14 @@ class FineTuner:
         verbose: bool = True,
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
+        on_epoch: Callable[[str, dict], None] | None = None,
     ) -> FineTuner:
         """Train on `data` (path, DataFrame, datasets.Dataset, or texts + `labels`); returns self.
 
         With `checkpoint_dir`, training state is checkpointed every epoch (and every `checkpoint_steps`
         optimizer steps); `resume=True` continues from there and ends with the same weights as an
-        uninterrupted run.
+        uninterrupted run. `on_epoch(phase, row)` receives each epoch's history row as it is written
+        (hyperparameter tuning reports validation scores through it), after any experiment tracking.
         """
         from transferkit.training.fit import fit_run
 
@@ -142,8 +144,9 @@ class FineTuner:
         log = _stderr if verbose else None
         checks = _check_before_training(config, train_set, val_set, log) if config.data.check_data else None
         tracking = _start_tracking(config, checkpoint_dir)
-        on_epoch = tracking.log_epoch if tracking else None
-        run = fit_run(config, train_set, val_set, log, checkpoint_dir, resume, module, on_epoch=on_epoch)
+        hooks = [hook for hook in (tracking.log_epoch if tracking else None, on_epoch) if hook]
+        each_epoch = (lambda phase, row: [hook(phase, row) for hook in hooks]) if hooks else None
+        run = fit_run(config, train_set, val_set, log, checkpoint_dir, resume, module, on_epoch=each_epoch)
         self.tracking_ = tracking
         self.config_ = config
         self.model_ = run.model
