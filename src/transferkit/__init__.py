@@ -24,6 +24,7 @@ __all__ = [
     "kshot_evaluate",
     "check_data",
     "rank",
+    "tune",
     "list_backbones",
     "RunConfig",
     "TransferkitError",
@@ -38,6 +39,7 @@ _LAZY = {
     "kshot_evaluate": ("transferkit.evaluation.kshot", "kshot_evaluate"),
     "check_data": ("transferkit.data.checks", "check_data"),
     "rank": ("transferkit.selection.rank", "rank_backbones"),
+    "tune": ("transferkit.tuning", "tune"),
     "list_backbones": ("transferkit.backbones", "list_backbones"),
     "RunConfig": ("transferkit.config", "RunConfig"),
 }

@@ -295,9 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     from transferkit.cli_check import add_parser as add_check_parser
     from transferkit.cli_rank import add_parser as add_rank_parser
     from transferkit.cli_report import add_parser as add_report_parser
+    from transferkit.cli_tune import add_parser as add_tune_parser
 
     add_check_parser(sub)
     add_rank_parser(sub)
+    add_tune_parser(sub)
 
     add_report_parser(sub)
 
