@@ -140,6 +140,22 @@ class FineTuner:
         data, val = split_folders(data, val)
         train_set = load_examples(data, labels, **load_options)
         val_set = load_examples(val, val_labels, **load_options) if val is not None else None
+        if config.strategy.strategy == "auto":  # pilots each strategy, trains what fits the budgets
+            from transferkit.strategies.auto import fit_auto
+
+            fit_auto(
+                self,
+                params,
+                train_set,
+                val_set,
+                verbose=verbose,
+                checkpoint_dir=checkpoint_dir,
+                resume=resume,
+                on_epoch=on_epoch,
+                module=module,
+            )
+            self.run_info_["data"]["sources"] = {"train": _file_source(data), "val": _file_source(val)}
+            return self
         started = time.perf_counter()
         log = _stderr if verbose else None
         checks = _check_before_training(config, train_set, val_set, log) if config.data.check_data else None

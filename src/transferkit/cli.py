@@ -213,6 +213,7 @@ def cmd_strategies(args: argparse.Namespace) -> int:
 
     for name in STRATEGIES.names():
         print(f"{name:7}  {STRATEGIES.describe(name)}")
+    print(f"{'auto':7}  pilots probe, lp-ft, lora and full here, then trains what fits --time-budget/--memory-budget")
     return 0
 
 

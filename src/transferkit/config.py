@@ -140,14 +140,57 @@ class HeadConfig:
         _raise_if(problems, "head")
 
 
+_SECONDS = {"s": 1, "m": 60, "h": 3600}
+_BYTES = {"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_duration(value: str | float | None) -> float | None:
+    """ "90s", "10m", "1h" or a number of seconds -> seconds (None stays None); ConfigError when unreadable."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    unit = _SECONDS.get(text[-1:], None)
+    try:
+        seconds = float(text[:-1] if unit else text) * (unit or 1)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ConfigError(f'time_budget must be a positive duration such as "90s", "10m", "1h" or 600, got {value!r}.')
+    return seconds
+
+
+def parse_bytes(value: str | float | None) -> int | None:
+    """ "4GB", "512MB", "2GiB" or a number of bytes -> bytes (None stays None); ConfigError when unreadable."""
+    if value is None:
+        return None
+    text = str(value).strip().lower().replace(" ", "")
+    unit = next((u for u in sorted(_BYTES, key=len, reverse=True) if text.endswith(u)), None)
+    try:
+        count = float(text[: -len(unit)] if unit else text.rstrip("b")) * (_BYTES[unit] if unit else 1)
+    except ValueError:
+        count = -1.0
+    if not count >= 1:
+        raise ConfigError(f'memory_budget must be a positive size such as "4GB", "512MB" or "2GiB", got {value!r}.')
+    return int(count)
+
+
 @dataclass
 class StrategyConfig:
-    strategy: str = "full"  # what trains: probe, freeze, lora, full or lp-ft (see `transferkit strategies`)
+    strategy: str = (
+        "full"  # what trains: probe, freeze, lora, full, lp-ft, or auto (pilots, then picks within the budgets)
+    )
+    time_budget: str | None = None  # auto: wall-time budget ("90s", "10m", "1h" or seconds); None: every candidate runs
+    memory_budget: str | None = (
+        None  # auto: peak memory budget ("4GB", "512MB"); candidates measured above it are skipped
+    )
 
     def __post_init__(self) -> None:
         from transferkit.strategies import STRATEGIES
 
-        STRATEGIES.get(self.strategy)  # raises with the list of valid names
+        if self.strategy != "auto":
+            STRATEGIES.get(self.strategy)  # raises with the list of valid names
+        parse_duration(self.time_budget)  # each raises ConfigError naming the value and the accepted forms
+        parse_bytes(self.memory_budget)
 
 
 @dataclass

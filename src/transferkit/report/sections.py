@@ -51,7 +51,30 @@ def summary(manifest: dict[str, Any]) -> Raw:
     parts = [pairs(shown)]
     if isinstance(validation, dict) and validation:
         parts += [tag("h3", "Validation at the best epoch"), pairs((k, number(v)) for k, v in validation.items())]
+    if isinstance(manifest.get("auto"), dict):
+        parts += _auto_decision(manifest["auto"])
     return section("summary", "Run", *parts)
+
+
+def _auto_decision(auto: dict[str, Any]) -> list[Raw]:
+    """strategy="auto": each candidate's pilot measurements, what trained and its score, and the reasons."""
+    ran = {r.get("strategy"): r for r in auto.get("runs") or []}
+    rows = [
+        (
+            p.get("strategy"),
+            number(p.get("estimate_s"), 2),
+            number(p.get("budget_mb"), 1),
+            number(ran[p.get("strategy")].get("seconds"), 2) if p.get("strategy") in ran else "not run",
+            number(ran[p.get("strategy")].get("val_score")) if p.get("strategy") in ran else "",
+        )
+        for p in auto.get("pilots") or []
+    ]
+    reasons = Raw("".join(f"<li>{esc(reason)}</li>" for reason in auto.get("reasons") or []))
+    return [
+        tag("h3", f"Strategy chosen by auto: {auto.get('chosen')}"),
+        table(("candidate", "estimated s", "peak MB", "trained s", "validation score"), rows),
+        tag("ul", reasons),
+    ]
 
 
 def _target(target: Any) -> str | None:

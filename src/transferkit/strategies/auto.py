@@ -1,0 +1,262 @@
+"""`strategy="auto"`: measure each candidate strategy on this machine, then train what fits the budgets.
+
+Candidates, cheapest first: probe, lp-ft, lora, full. For each, a pilot (a real 2-epoch fit on a stratified
+subset of at most `PILOT_ROWS` training rows, no validation, no feature cache, no data checks) measures:
+
+- `setup_s`: fit start -> first phase start (backbone build, encoding; does not grow with rows),
+- per phase, `epoch_s`: its second epoch (one pass over the pilot rows), and `extraction_s`: its first epoch
+  minus its second (for probe and lp-ft's probe phase: the one backbone forward pass that fills the cache),
+- `budget_mb`: the process's peak resident memory (psutil, sampled every 20 ms), or when training on CUDA
+  torch's peak allocation (see PeakMemory). Memory grows with the batch, not with rows, so the pilot's peak
+  is the full run's estimate (the encoded data, which does grow with rows, is small next to the model).
+
+Full-run estimate, with scale = (training + validation rows) / pilot rows (validation passes are counted
+as training passes: an overestimate, the safe side of a budget):
+
+    estimate_s = setup_s + sum over phases (extraction_s * scale + epoch_s * scale * phase epochs)
+
+Then probe trains for real, always (the floor: auto always returns a model, even when the probe alone is
+over a budget, and says so). Each later candidate trains only when its pilot fits in the time left, its
+estimate fits in what is left after the pilot, and its peak fits the memory budget; otherwise it is skipped
+with the reason. The model kept is the one with the best validation score (the `metric` option); a later
+candidate replaces it only when it scores strictly higher. Without a time budget, every candidate that fits
+the memory budget trains. The decision, the measured numbers and the reasons go to run_info_["auto"].
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from transferkit.config import RunConfig, parse_bytes, parse_duration
+from transferkit.data.examples import ExampleSet
+from transferkit.errors import ConfigError
+
+CANDIDATES = ("probe", "lp-ft", "lora", "full")
+PILOT_ROWS = 64  # enough batches to time an epoch; few enough that 4 pilots cost little of a budget
+PILOT_EPOCHS = 2  # the first epoch carries warm-up and feature extraction; the second times a plain pass
+MB = 1e6
+
+
+class PeakMemory:
+    """Peak memory while the block runs: this process's resident memory (a background thread samples it every
+    20 ms), its rise above the level at start, and on CUDA torch's peak allocation.
+
+    `budget_mb` is what a memory budget is compared with: the GPU's peak allocation when training on CUDA (the
+    scarce memory there), else the whole process's peak resident memory (what a container limit or the OOM killer
+    sees; libraries included). The rise above the start understates later runs, whose allocations reuse memory
+    freed by earlier ones, so it is recorded but not compared."""
+
+    def __init__(self, cuda: bool = False, interval: float = 0.02) -> None:
+        import psutil
+
+        self.process, self.interval, self.cuda = psutil.Process(), interval, cuda
+        self.baseline = self.peak = self.process.memory_info().rss
+        self.cuda_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def __enter__(self) -> PeakMemory:
+        if self.cuda:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+        if self.cuda:
+            import torch
+
+            self.cuda_mb = torch.cuda.max_memory_allocated() / MB
+
+    def record(self) -> dict[str, float]:
+        numbers = {"peak_mb": round(self.peak / MB, 1), "rise_mb": round((self.peak - self.baseline) / MB, 1)}
+        if self.cuda:
+            numbers["cuda_peak_mb"] = round(self.cuda_mb, 1)
+        return {**numbers, "budget_mb": numbers["cuda_peak_mb" if self.cuda else "peak_mb"]}
+
+
+def _warm_imports() -> None:
+    """Import the heavy libraries every fit needs before the first pilot, so their one-time import (seconds,
+    hundreds of MB) is not read as the probe's setup time and memory. The budget clock still counts it."""
+    import importlib
+
+    for name in ("torch", "accelerate", "transformers", "peft", "transferkit.training.loop"):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # optional for some modalities: the fit that needs it says so
+            pass
+
+
+def _validation_score(info: dict[str, Any], config: RunConfig) -> float | None:
+    """The run's best validation score, higher is better (regression: minus RMSE)."""
+    scores = (info.get("metrics") or {}).get("validation") or {}
+    if info.get("task") == "regression":
+        return -scores["rmse"] if "rmse" in scores else None
+    if info.get("task") == "multilabel":
+        return scores.get("macro_f1" if config.train.metric == "macro_f1" else "micro_f1")
+    return scores.get(config.train.metric)
+
+
+def _on_cuda(config: RunConfig) -> bool:
+    from transferkit.training.fit import pick_device
+
+    return pick_device(config.train.device).type == "cuda"
+
+
+def pilot(params: dict[str, Any], strategy: str, train: ExampleSet, rows: int) -> dict[str, Any]:
+    """A short real fit of `strategy` on a stratified subset; returns its timings, peak memory and the
+    estimate for `rows` rows (see the module docstring for the formula)."""
+    from transferkit.data.splits import stratified_subsample
+    from transferkit.strategies import build_strategy
+    from transferkit.training.fit import fit_run
+
+    shortened = {"epochs": PILOT_EPOCHS, "head_epochs": PILOT_EPOCHS, "early_stopping_patience": None}
+    quiet = {"val_fraction": 0.0, "max_train_rows": None, "check_data": False, "feature_cache": False}
+    config = RunConfig.from_dict({**params, **shortened, **quiet, "strategy": strategy, "report_to": None})
+    subset = train.subset(stratified_subsample(train, min(PILOT_ROWS, len(train)), config.train.seed))
+    marks: list[tuple[float, str]] = []  # (time, phase) of each phase start and epoch end
+    phase_names = [p.name for p in build_strategy(strategy).phases(config)]
+
+    def log(message: str) -> None:
+        name = message.split(":", 1)[0]
+        if name in phase_names and not any(n == name for _, n in marks):
+            marks.append((time.perf_counter(), name))
+
+    started = time.perf_counter()
+    with PeakMemory(_on_cuda(config)) as memory:
+        fit_run(config, subset, None, log, on_epoch=lambda phase, row: marks.append((time.perf_counter(), phase)))
+    wall = time.perf_counter() - started
+    full_config = RunConfig.from_dict({**params, "strategy": strategy})
+    scale = rows / len(subset)
+    estimate, phases = 0.0, []
+    for phase in build_strategy(strategy).phases(full_config):
+        times = [t for t, name in marks if name == phase.name]  # phase start, then one per epoch
+        epoch_s = times[-1] - times[-2]
+        extraction_s = max(times[1] - times[0] - epoch_s, 0.0)
+        estimate += extraction_s * scale + epoch_s * scale * phase.epochs
+        phases.append({"phase": phase.name, "epoch_s": round(epoch_s, 4), "extraction_s": round(extraction_s, 4)})
+    setup_s = marks[0][0] - started
+    return {
+        "strategy": strategy,
+        "pilot_rows": len(subset),
+        "pilot_s": round(wall, 3),
+        "setup_s": round(setup_s, 3),
+        "phases": phases,
+        "s_per_example_epoch": round(sum(p["epoch_s"] for p in phases) / len(subset), 6),
+        **memory.record(),
+        "estimate_s": round(setup_s + estimate, 3),
+    }
+
+
+def _skip_reason(measured: dict[str, Any], left: float | None, memory_budget: int | None) -> str | None:
+    name, peak, estimate = measured["strategy"], measured["budget_mb"], measured["estimate_s"]
+    if memory_budget is not None and peak * MB > memory_budget:
+        return f"{name} skipped: measured peak {peak:.0f} MB > memory budget {memory_budget / MB:.0f} MB"
+    if left is not None and estimate > left:
+        return f"{name} skipped: estimated {estimate:.1f} s > {max(left, 0):.1f} s left"
+    return None
+
+
+def _check_request(config: RunConfig, train: ExampleSet, val: ExampleSet | None, module: Any) -> None:
+    from transferkit.training.fit import MIN_ROWS_FOR_AUTO_VAL
+
+    if module is not None:
+        raise ConfigError(
+            'strategy="auto" trains several copies of the backbone; with a torch.nn.Module backbone (trained in '
+            "place) pick one strategy instead."
+        )
+    if val is None and (config.data.val_fraction == 0 or len(train) < MIN_ROWS_FOR_AUTO_VAL):
+        raise ConfigError(
+            'strategy="auto" compares candidates on validation data: pass val=... (--val), or keep val_fraction > 0 '
+            f"with at least {MIN_ROWS_FOR_AUTO_VAL} training rows (got val_fraction={config.data.val_fraction}, "
+            f"{len(train)} rows)."
+        )
+
+
+def fit_auto(
+    tuner: Any,
+    params: dict[str, Any],
+    train: ExampleSet,
+    val: ExampleSet | None,
+    *,
+    verbose: bool = True,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    on_epoch: Any = None,
+    module: Any = None,
+) -> Any:
+    """Pilot, choose and train (see the module docstring); the best candidate's fitted state goes to `tuner`."""
+    from transferkit.api import FineTuner, _stderr
+
+    started = time.perf_counter()
+    config = RunConfig.from_dict(params)
+    _check_request(config, train, val, module)
+    budget = parse_duration(config.strategy.time_budget)
+    memory_budget = parse_bytes(config.strategy.memory_budget)
+    capped = min(len(train), config.data.max_train_rows or len(train))
+    rows = capped + (len(val) if val is not None else 0)
+    log = _stderr if verbose else None
+    _warm_imports()
+    pilots, runs, reasons, best, first = [], [], [], None, None
+    for strategy in CANDIDATES:
+        left = None if budget is None else budget - (time.perf_counter() - started)
+        if strategy != "probe" and left is not None and pilots and pilots[-1]["pilot_s"] > left:
+            reasons.append(f"{strategy} skipped: {left:.1f} s left, less than a pilot ({pilots[-1]['pilot_s']:.1f} s)")
+            continue
+        measured = pilot(params, strategy, train, rows)
+        pilots.append(measured)
+        left = None if budget is None else budget - (time.perf_counter() - started)
+        measured["left_s"] = None if left is None else round(left, 3)  # at the decision: the estimate must fit it
+        reason = _skip_reason(measured, left, memory_budget)
+        if reason and strategy != "probe":
+            reasons.append(reason)
+            log and log(f"auto: {reason}")
+            continue
+        if reason:
+            reasons.append(f"probe run anyway as the floor (auto always returns a model): {reason.split(': ', 1)[1]}")
+        log and log(f"auto: training {strategy} (estimated {measured['estimate_s']:.1f} s)")
+        run_started = time.perf_counter()
+        sub_dir = Path(checkpoint_dir) / strategy if checkpoint_dir else None
+        candidate_params = {**params, "strategy": strategy, "check_data": first is None and config.data.check_data}
+        with PeakMemory(_on_cuda(config)) as memory:
+            fitted = FineTuner(**candidate_params).fit(
+                train, val=val, verbose=verbose, checkpoint_dir=sub_dir, resume=resume, on_epoch=on_epoch
+            )
+        first = first or fitted
+        score = _validation_score(fitted.run_info_, fitted.config_)
+        seconds = round(time.perf_counter() - run_started, 3)
+        runs.append({"strategy": strategy, "seconds": seconds, **memory.record(), "val_score": score})
+        if best is None or (score is not None and (best[1] is None or score > best[1])):
+            if best is not None:
+                reasons.append(f"{strategy} kept: validation {config.train.metric} {score} > {best[1]} ({best[0]})")
+            best = (strategy, score, fitted)
+        else:
+            reasons.append(f"{strategy} not kept: validation {score} <= {best[1]} ({best[0]})")
+    chosen, _, fitted = best
+    reasons.append(f"chose {chosen}: best validation score among {[r['strategy'] for r in runs]}")
+    for name in ("config_", "model_", "labels_", "task_", "device_", "run_info_", "tracking_"):
+        setattr(tuner, name, getattr(fitted, name))
+    tuner.run_info_["data_checks"] = first.run_info_.get("data_checks")
+    tuner.run_info_["auto"] = {
+        "budget_s": budget,
+        "memory_budget_bytes": memory_budget,
+        "pilots": pilots,
+        "runs": runs,
+        "chosen": chosen,
+        "reasons": reasons,
+        "wall_s": round(time.perf_counter() - started, 3),
+    }
+    tuner.run_info_["wall_time_s"] = tuner.run_info_["auto"]["wall_s"]
+    log and log(f"auto: chose {chosen} ({'; '.join(reasons)})")
+    return tuner

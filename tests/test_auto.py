@@ -1,0 +1,86 @@
+"""strategy="auto": pilots, budgets, the decision record, and the chosen model's save -> load."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import transferkit as tk
+from conftest import TINY
+from transferkit.config import RunConfig, parse_bytes, parse_duration
+from transferkit.errors import ConfigError
+from transferkit.strategies.auto import CANDIDATES
+
+AUTO = {**TINY, "val_fraction": 0.2, "strategy": "auto"}
+
+
+def fit_auto(toy_data, **params):
+    (x, y), _ = toy_data
+    return tk.FineTuner(**{**AUTO, **params}).fit(x, y, verbose=False)
+
+
+def test_generous_budget_runs_every_candidate_and_keeps_the_best(toy_data, tmp_path):
+    model = fit_auto(toy_data, time_budget="10m", memory_budget="64GB")
+    auto = model.run_info_["auto"]
+    assert [p["strategy"] for p in auto["pilots"]] == list(CANDIDATES)
+    assert [r["strategy"] for r in auto["runs"]] == list(CANDIDATES)
+    for measured in auto["pilots"]:
+        assert measured["estimate_s"] > 0 and measured["s_per_example_epoch"] > 0 and measured["peak_mb"] > 0
+    scores = [r["val_score"] for r in auto["runs"]]
+    first_best = next(r["strategy"] for r in auto["runs"] if r["val_score"] == max(scores))
+    assert auto["chosen"] == first_best == model.config_.strategy.strategy == model.run_info_["strategy"]
+    assert auto["reasons"][-1].startswith(f"chose {first_best}")
+    assert auto["budget_s"] == 600 and auto["memory_budget_bytes"] == 64 * 10**9
+
+    saved = model.save(tmp_path / "run")
+    manifest = json.loads((saved / "transferkit.json").read_text())
+    assert manifest["auto"]["chosen"] == first_best and manifest["config"]["strategy"]["strategy"] == first_best
+    assert f"Strategy chosen by auto: {first_best}" in (saved / "report.html").read_text()
+    loaded = tk.load(saved)
+    (_, _), (test_x, _) = toy_data
+    assert loaded.config_.strategy.strategy == first_best
+    assert loaded.predict(test_x) == model.predict(test_x)
+
+
+def test_tiny_time_budget_runs_only_the_probe_and_says_why(toy_data):
+    auto = fit_auto(toy_data, time_budget="0.05s").run_info_["auto"]
+    assert [r["strategy"] for r in auto["runs"]] == ["probe"] and auto["chosen"] == "probe"
+    assert any(r.startswith("probe run anyway as the floor") for r in auto["reasons"])
+    for strategy in CANDIDATES[1:]:
+        assert any(r.startswith(f"{strategy} skipped:") for r in auto["reasons"]), auto["reasons"]
+
+
+def test_memory_budget_below_any_candidate_keeps_the_probe_as_floor(toy_data):
+    auto = fit_auto(toy_data, memory_budget="1MB").run_info_["auto"]
+    assert [r["strategy"] for r in auto["runs"]] == ["probe"]
+    assert any("probe run anyway as the floor" in r and "memory budget" in r for r in auto["reasons"])
+    for strategy in CANDIDATES[1:]:
+        assert any(r.startswith(f"{strategy} skipped: measured peak") for r in auto["reasons"]), auto["reasons"]
+
+
+def test_moderate_budget_trains_only_what_its_estimate_fits(toy_data):
+    fit_auto(toy_data, strategy="probe")  # imports and first-call warm-up out of the measured run
+    budget = 3.0
+    auto = fit_auto(toy_data, time_budget=f"{budget}s").run_info_["auto"]
+    pilots = {p["strategy"]: p for p in auto["pilots"]}
+    for run in auto["runs"][1:]:  # the budget logic: every candidate trained had an estimate within what was left
+        assert pilots[run["strategy"]]["estimate_s"] <= pilots[run["strategy"]]["left_s"]
+    assert auto["wall_s"] <= 1.1 * budget + 1.0  # 1.1 x budget, plus slack for a loaded test machine
+
+
+def test_bad_budgets_and_missing_validation_raise_config_error(toy_data):
+    with pytest.raises(ConfigError, match="time_budget"):
+        RunConfig.from_dict({"strategy": "auto", "time_budget": "ten minutes"})
+    with pytest.raises(ConfigError, match="memory_budget"):
+        RunConfig.from_dict({"memory_budget": "lots"})
+    with pytest.raises(ConfigError, match="time_budget"):
+        fit_auto(toy_data, time_budget="-5m")
+    with pytest.raises(ConfigError, match="validation"):
+        fit_auto(toy_data, val_fraction=0.0)
+
+
+def test_budget_strings_parse():
+    assert [parse_duration(v) for v in ("90s", "10m", "1h", "600", 45)] == [90, 600, 3600, 600, 45]
+    assert parse_bytes("4GB") == 4 * 10**9 and parse_bytes("512MB") == 512 * 10**6 and parse_bytes("2GiB") == 2**31
+    assert parse_duration(None) is None and parse_bytes(None) is None
