@@ -339,12 +339,14 @@ class FineTuner:
         return saved
 
 
-def _check_before_training(config: RunConfig, train: ExampleSet, val: ExampleSet | None, log) -> dict[str, Any]:
-    """The data checks on train (and val): warnings and errors printed, the report recorded in the manifest;
-    with `strict_checks`, errors (train/val overlap included) stop the run before any compute is spent."""
+def _check_before_training(
+    config: RunConfig, train: ExampleSet, val: ExampleSet | None, log, test: ExampleSet | None = None
+) -> dict[str, Any]:
+    """The data checks on train (and val, test): warnings and errors printed, the report recorded in the manifest;
+    with `strict_checks`, errors (overlap included) stop the run before any compute is spent."""
     from transferkit.data.checks import check_data
 
-    report = check_data(train, val, strict=config.data.strict_checks, **_token_counting(config, train))
+    report = check_data(train, val, test, strict=config.data.strict_checks, **_token_counting(config, train))
     for problem in report.problems:
         if log and problem.severity != "info":
             log(f"data check ({problem.severity}): {problem.message}")

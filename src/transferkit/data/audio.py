@@ -125,7 +125,7 @@ def _decode(item: Any, max_seconds: float | None = None) -> tuple[Any, int]:
         else:
             samples, rate = _decode_stream(io.BytesIO(bytes(item["bytes"])), max_seconds)
     else:
-        array, rate = _unpack(item)
+        array, rate = unpack_audio(item)
         samples = _to_mono(array)
         if max_seconds is not None and samples.size / rate > max_seconds:
             raise _TooLong(samples.size / rate)
@@ -136,7 +136,7 @@ def _decode(item: Any, max_seconds: float | None = None) -> tuple[Any, int]:
     return samples, rate
 
 
-def _unpack(item: Any) -> tuple[Any, int]:
+def unpack_audio(item: Any) -> tuple[Any, int]:
     """(array, rate) from a pair, a decoded `datasets` dict or a decoder object with get_all_samples()."""
     if isinstance(item, tuple) and len(item) == 2:
         array, rate = item

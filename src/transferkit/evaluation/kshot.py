@@ -192,7 +192,7 @@ def kshot_evaluate(
     Model seeds are `seed + repeat` (seed from params, default 42): the same for every strategy on a draw.
     `metric` (default: the training `metric` option, accuracy) is the score summarised and compared.
     """
-    from transferkit.api import FineTuner
+    from transferkit.api import FineTuner, _check_before_training
     from transferkit.config import RunConfig
     from transferkit.data.examples import load_examples
     from transferkit.data.labels import check_known_labels
@@ -206,6 +206,9 @@ def kshot_evaluate(
     shots, strategies, metric = sorted({int(k) for k in shots}), list(strategies), metric or config.train.metric
     _check_request(train, shots, repeats, strategies, metric)
     check_known_labels(test_set, sorted(train.class_counts(), key=str))
+    if config.data.check_data:  # once, on the pool every draw comes from and the test set, not once per run
+        _check_before_training(config, train, None, log, test=test_set)
+        params["check_data"] = False
     smallest = min(train.class_counts().values())
     if log and smallest < max(shots):
         log(f"warning: the smallest class has {smallest} examples; draws with K > {smallest} take all of them")

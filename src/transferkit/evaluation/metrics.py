@@ -5,7 +5,7 @@ intervals of the headline metrics (see intervals.py)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,12 +75,15 @@ def describe_input(item: Any, modality: str) -> str:
         return str(item)
     if modality == "image" and hasattr(item, "width"):  # a PIL image (arrays are described below)
         return f"<image {item.width}x{item.height}>"
-    if modality == "audio":  # (samples, rate), {"array": ..., "sampling_rate": ...} or bare samples
-        samples, rate = (item["array"], item.get("sampling_rate")) if isinstance(item, dict) else (item, None)
-        if isinstance(item, (tuple, list)) and len(item) == 2 and np.isscalar(item[1]):
-            samples, rate = item
-        length = np.asarray(samples).shape[-1] if np.ndim(samples) else 0
-        return f"<audio clip {length / rate:.2f} s>" if rate else f"<audio clip, {length} samples>"
+    if modality == "audio":
+        from transferkit.data.audio import is_audio_object, unpack_audio
+
+        if isinstance(item, dict) and "array" not in item:  # a `datasets` Audio dict not decoded yet
+            return str(item.get("path") or "<audio clip>")
+        if is_audio_object(item):  # an (array, rate) pair, a decoded dict or a decoder object
+            samples, rate = unpack_audio(item)
+            return f"<audio clip {np.shape(samples)[-1] / rate:.2f} s>"
+        return f"<audio clip, {np.shape(item)[-1]} samples>"
     array = np.asarray(item)
     if modality == "vector":
         shown = ", ".join(f"{v:.3g}" for v in array.ravel()[:8])
@@ -189,10 +192,23 @@ def format_metrics_table(metrics: dict[str, Any], baseline: dict[str, Any] | Non
     lines.append(" " * width + "".join(f"{n[:width]:>{width + 1}}" for n in metrics["labels"]))
     for name, row in zip(metrics["labels"], metrics["confusion_matrix"]):
         lines.append(f"{name[:width]:{width}}" + "".join(f"{v:>{width + 1}}" for v in row))
-    worst = metrics.get("worst_examples") or []
-    if worst:
-        lines += ["", "most confident mistakes (true -> predicted, p(predicted))"]
-        for row in worst[:5]:
-            shown = " ".join(row["input"].split())
-            lines.append(f"  {row['label']} -> {row['predicted']} ({row['confidence']:.2f})  {shown[:80]}")
+    lines += worst_example_lines(
+        metrics,
+        "most confident mistakes (true -> predicted, p(predicted))",
+        lambda row: f"{row['label']} -> {row['predicted']} ({row['confidence']:.2f})",
+    )
     return "\n".join(lines)
+
+
+def worst_example_lines(
+    metrics: dict[str, Any], title: str, outcome: Callable[[dict], str], shown: int = 5
+) -> list[str]:
+    """The table's closing block: the first `shown` worst examples, each as `outcome(row)` and its input on one line."""
+    worst = metrics.get("worst_examples") or []
+    if not worst:
+        return []
+    lines = ["", title]
+    for row in worst[:shown]:
+        text = " ".join(row["input"].split())
+        lines.append(f"  {outcome(row)}  {text[:80]}")
+    return lines

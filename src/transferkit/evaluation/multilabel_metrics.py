@@ -136,7 +136,7 @@ def worst_multilabel_examples(
 
 def format_multilabel_table(metrics: dict[str, Any]) -> str:
     """Headline metrics with intervals, then one row per label."""
-    from transferkit.evaluation.metrics import headline_rows
+    from transferkit.evaluation.metrics import headline_rows, worst_example_lines
 
     keys = ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss", "micro_precision", "micro_recall")
     lines = headline_rows(metrics, keys)
@@ -146,12 +146,11 @@ def format_multilabel_table(metrics: dict[str, Any]) -> str:
             f"{name[:20]:20}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{row['support']:>9}"
             f"{row['threshold']:>11.2f}"
         )
-    worst = metrics.get("worst_examples") or []
-    if worst:
-        lines += ["", "most wrong label sets (true -> predicted)"]
-        for row in worst[:5]:
-            shown = " ".join(row["input"].split())
-            lines.append(f"  {row['label'] or '(none)'} -> {row['predicted'] or '(none)'}  {shown[:80]}")
+    lines += worst_example_lines(
+        metrics,
+        "most wrong label sets (true -> predicted)",
+        lambda row: f"{row['label'] or '(none)'} -> {row['predicted'] or '(none)'}",
+    )
     return "\n".join(lines)
 
 

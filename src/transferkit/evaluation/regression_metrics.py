@@ -70,15 +70,12 @@ def worst_regression_examples(
 
 def format_regression_table(metrics: dict[str, Any], baseline: dict[str, Any] | None = None) -> str:
     """Headline metrics with intervals beside the training-mean baseline, then the largest errors."""
-    from transferkit.evaluation.metrics import headline_rows
+    from transferkit.evaluation.metrics import headline_rows, worst_example_lines
 
     lines = headline_rows(metrics, (*HEADLINE, "mean_error"), baseline, "mean", number=".4g", width=12)
-    worst = metrics.get("worst_examples") or []
-    if worst:
-        lines += ["", "largest errors (true -> predicted)"]
-        for row in worst[:5]:
-            shown = " ".join(row["input"].split())
-            lines.append(f"  {row['label']:.4g} -> {row['predicted']:.4g}  {shown[:80]}")
+    lines += worst_example_lines(
+        metrics, "largest errors (true -> predicted)", lambda row: f"{row['label']:.4g} -> {row['predicted']:.4g}"
+    )
     return "\n".join(lines)
 
 

@@ -101,8 +101,8 @@ def rerun(
     report = RerunReport(str(run_dir))
     recorded_data, new_data = manifest["data"], model.run_info_["data"]
     for key in ("train_fingerprint", "val_fingerprint"):
-        report.checks.append(RerunCheck(key.replace("_", " "), recorded_data.get(key), new_data.get(key), False))
-        report.checks[-1].match = report.checks[-1].recorded == report.checks[-1].rerun
+        recorded, again = recorded_data.get(key), new_data.get(key)
+        report.checks.append(RerunCheck(key.replace("_", " "), recorded, again, recorded == again))
     recorded_val = (manifest.get("metrics") or {}).get("validation") or {}
     new_val = model.run_info_["metrics"].get("validation") or {}
     for key in COMPARED:
