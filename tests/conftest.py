@@ -66,3 +66,17 @@ def shared_dataset(name: str) -> Path:
 def _feature_cache_in_tmp(tmp_path_factory):
     """Tests never write the user's ~/.cache."""
     os.environ["TRANSFERKIT_CACHE"] = str(tmp_path_factory.mktemp("transferkit-cache"))
+
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; browser tests never download a browser
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"  # screenshots (gitignored)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    """Debian's Chromium: the browser tests skip without it, except under CI, which must install it."""
+    if not CHROMIUM.is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs {CHROMIUM} (Debian package `chromium`) for the browser tests")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); the browser check needs it")
+    return CHROMIUM

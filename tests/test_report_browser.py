@@ -3,7 +3,6 @@ and the page renders; the screenshot is kept in test-artifacts/report.png."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -13,11 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import ARTIFACTS
 from test_report import make_image_run
 from transferkit.report import build_report
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -31,15 +29,6 @@ FLAGS = [
     "--v=0",
 ]
 CONSOLE = re.compile(r"^.*(?::CONSOLE\b|Uncaught).*$", re.MULTILINE)  # the report itself logs nothing
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    if not CHROMIUM.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs {CHROMIUM} (Debian package `chromium`) to test report.html in a browser")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); the browser check needs it")
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")

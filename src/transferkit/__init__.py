@@ -3,6 +3,7 @@
     import transferkit as tk
     model = tk.FineTuner(backbone="minilm", epochs=3).fit("train.csv")
     model.predict(["what a great film"]); model.save("runs/x"); tk.load("runs/x")
+    tk.export_onnx("runs/x"); tk.load("runs/x", runtime="onnx")  # ONNX Runtime, checked against PyTorch
     llm = tk.FineTuner(task="generation").fit("pairs.jsonl"); llm.generate(["a question"])
     tk.kshot_evaluate("train.csv", "test.csv", shots=(8, 16), strategies=("probe", "full"))  # few-shot protocol
 
@@ -20,6 +21,7 @@ __all__ = [
     "FineTuner",
     "GenerativeFineTuner",
     "load",
+    "export_onnx",
     "load_examples",
     "kshot_evaluate",
     "check_data",
@@ -35,6 +37,7 @@ _LAZY = {
     "FineTuner": ("transferkit.api", "FineTuner"),
     "GenerativeFineTuner": ("transferkit.generation.tuner", "GenerativeFineTuner"),
     "load": ("transferkit.api", "load"),
+    "export_onnx": ("transferkit.export.onnx_export", "export_onnx"),
     "load_examples": ("transferkit.data.examples", "load_examples"),
     "kshot_evaluate": ("transferkit.evaluation.kshot", "kshot_evaluate"),
     "check_data": ("transferkit.data.checks", "check_data"),

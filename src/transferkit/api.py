@@ -236,6 +236,9 @@ class FineTuner:
         backbone = self.model_.backbone
         items = backbone.encode(inputs)
         lengths = [backbone.item_length(i) for i in items]
+        size = batch_size or self.config_.train.eval_batch_size
+        if getattr(self, "runner_", None) is not None:  # an ONNX Runtime session (load(runtime="onnx")) on CPU
+            return run_batched(self.runner_, items, backbone.collate, lengths, size, torch.device("cpu"))
         self.model_.eval()
         if cached and self.config_.strategy.strategy == "probe" and self.config_.train.feature_cache:
             from transferkit.training.feature_cache import FeatureSource
@@ -246,7 +249,6 @@ class FineTuner:
             )
             with torch.inference_mode():
                 return self.model_.head(torch.stack(list(features.items)).to(self.device_)).float().cpu()
-        size = batch_size or self.config_.train.eval_batch_size
         return run_batched(self.model_, items, backbone.collate, lengths, size, self.device_)
 
     def predict(self, inputs: Any, *, text: str | None = None) -> list[Any]:
@@ -389,14 +391,17 @@ def _file_source(data: Any) -> str | None:
     return str(Path(data).resolve()) if isinstance(data, (str, Path)) and Path(data).exists() else None
 
 
-def load(directory: str | Path, device: str = "auto", module: Any = None) -> FineTuner:
+def load(directory: str | Path, device: str = "auto", module: Any = None, runtime: str = "torch") -> FineTuner:
     """Load a saved run directory; predictions are identical to the model that was saved.
 
     `module`: for a run whose backbone was a custom `torch.nn.Module` class, a fresh instance of that class
     (transferkit never unpickles code, so it cannot rebuild such a class from files alone).
+    `runtime`: "torch", or "onnx" / "onnx-int8" to predict through ONNX Runtime on CPU with the run's exported
+    model.onnx / model.int8.onnx (`transferkit export DIR --format onnx`); preprocessing and decoding are shared.
     """
     from transferkit.backbones import rebuild_backbone
     from transferkit.export.artifact import BACKBONE_DIR, load_weights, read_manifest
+    from transferkit.export.onnx_runtime import check_runtime, runner_for
     from transferkit.heads import build_head
     from transferkit.model import TransferModel
     from transferkit.strategies import build_strategy
@@ -405,6 +410,7 @@ def load(directory: str | Path, device: str = "auto", module: Any = None) -> Fin
 
     directory = Path(directory)
     manifest = read_manifest(directory)
+    runner = runner_for(directory, check_runtime(runtime), manifest)  # before the weights: a missing file fails fast
     if manifest.get("task") == "generation":
         from transferkit.generation.tuner import GenerativeFineTuner
 
@@ -422,7 +428,8 @@ def load(directory: str | Path, device: str = "auto", module: Any = None) -> Fin
     tuner.config_ = config
     tuner.labels_ = labels
     tuner.task_ = task
-    tuner.device_ = pick_device(device)
+    tuner.device_ = pick_device("cpu" if runner is not None else device)  # ONNX: PyTorch only preprocesses
     tuner.model_ = model.to(tuner.device_).eval()
     tuner.run_info_ = {k: v for k, v in manifest.items() if k not in ("labels", "config")}
+    tuner.runtime_, tuner.runner_ = runtime, runner
     return tuner

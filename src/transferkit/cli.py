@@ -20,6 +20,7 @@ EPILOG_FIT = """examples:
   transferkit fit --config run.yaml --epochs 5 --out runs/x      (flags override the YAML file)
   transferkit fit --data reviews.jsonl --text-column body --label-column stars --backbone ./my-bert --out runs/y
   transferkit fit --data train.csv --strategy lora --lora-r 16 --merge-adapters --out runs/lora
+  transferkit fit --data few.csv --strategy contrastive --out runs/few   (8-64 examples per class: pairs, then a head)
   transferkit fit --data train.csv --out runs/x --resume       (continue after an interruption)
   transferkit fit --data photos/ --strategy lp-ft --out runs/photos          (images: a folder per class)
   transferkit fit --data clips/ --strategy probe --out runs/digits           (audio: a folder per class)
@@ -35,8 +36,8 @@ vectors (.npz with X and y, .npy, or a table of numeric columns); for --task gen
 (or instruction/input/output, or chat `messages`). --task multilabel reads label lists or separated labels
 (a sigmoid per label, thresholds tuned on validation); --task regression reads numbers (MSE or Huber loss on
 standardised targets). Without --val, 10% of the training rows are held out for early stopping.
-Strategies (see `transferkit strategies`): probe, freeze, lora, full, lp-ft. Checkpoints are written into
---out every epoch (and every --checkpoint-steps), so an interrupted run continues with --resume.
+Strategies (see `transferkit strategies`): probe, freeze, lora, full, lp-ft, contrastive (few-shot). Checkpoints are
+written into --out every epoch (and every --checkpoint-steps), so an interrupted run continues with --resume.
 The run directory holds weights (safetensors), the backbone's config + tokenizer and transferkit.json, and
 loads in plain transformers: AutoModelForSequenceClassification.from_pretrained("runs/demo")."""
 
@@ -211,9 +212,13 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 def cmd_strategies(args: argparse.Namespace) -> int:
     from transferkit.strategies import STRATEGIES
 
+    width = max(len(name) for name in STRATEGIES.names())
     for name in STRATEGIES.names():
-        print(f"{name:7}  {STRATEGIES.describe(name)}")
-    print(f"{'auto':7}  pilots probe, lp-ft, lora and full here, then trains what fits --time-budget/--memory-budget")
+        print(f"{name:{width}}  {STRATEGIES.describe(name)}")
+    print(
+        f"{'auto':{width}}  pilots probe, lp-ft, lora and full here (and contrastive with <= 64 rows per class), then "
+        "trains what fits --time-budget/--memory-budget"
+    )
     return 0
 
 
@@ -229,6 +234,9 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     for name, description in CAUSAL_LMS.items():
         print(f"{name:{width}}  {description} [--task generation]")
     print(f"{'mlp:<widths>':{width}}  an MLP from scratch for feature vectors: mlp:1000-128 = 1000 inputs, 128 hidden")
+    print(
+        f"{'random:<name>':{width}}  a backbone's architecture with fresh random weights (a control: what pretraining buys)"
+    )
     print(f"{'./run_dir':{width}}  a saved transferkit run: its trained backbone carried to a new task, new head")
     print(f"{'./path':{width}}  any local Hugging Face model directory (config.json + weights)")
     print(f"{'org/name':{width}}  a Hugging Face hub id (needs network; offline runs fail with a clear message)")
@@ -294,15 +302,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_generate_parser(sub)
     from transferkit.cli_check import add_parser as add_check_parser
+    from transferkit.cli_export import add_parser as add_export_parser
     from transferkit.cli_rank import add_parser as add_rank_parser
     from transferkit.cli_report import add_parser as add_report_parser
+    from transferkit.cli_serve import add_parser as add_serve_parser
     from transferkit.cli_tune import add_parser as add_tune_parser
 
     add_check_parser(sub)
+    add_export_parser(sub)
     add_rank_parser(sub)
     add_tune_parser(sub)
 
     add_report_parser(sub)
+    add_serve_parser(sub)
 
     rr = sub.add_parser(
         "rerun",

@@ -12,6 +12,7 @@ from transferkit.errors import TransferkitError
 EPILOG = """examples:
   transferkit predict runs/demo "what a great film" "awful"
   transferkit predict runs/demo --data new.csv --output preds.csv
+  transferkit predict runs/demo "what a great film" --runtime onnx     (after `transferkit export runs/demo`)
 
 Classification prints label, probability and input; multi-label runs print the predicted labels joined by
 the run's --label-separator (each label at or above its tuned threshold); regression runs print the value."""
@@ -30,6 +31,12 @@ def add_parser(sub) -> None:
     pr.add_argument("--text-column", help="text column of --data (guessed when obvious)")
     pr.add_argument("--output", help="write predictions to this .csv or .parquet file")
     pr.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    pr.add_argument(
+        "--runtime",
+        choices=("torch", "onnx", "onnx-int8"),
+        default="torch",
+        help="predict with PyTorch, or ONNX Runtime on the run's model.onnx / model.int8.onnx (transferkit export)",
+    )
     pr.set_defaults(func=cmd_predict)
 
 
@@ -75,7 +82,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise TransferkitError(
             'Nothing to predict: give inputs (transferkit predict RUN "some text", or image paths) or --data FILE/FOLDER.'
         )
-    model = tk.load(args.run)
+    model = tk.load(args.run, runtime=args.runtime)
     if hasattr(model, "generate"):  # a generative run: predicting is generating
         from transferkit.cli_generate import print_generations
 

@@ -42,3 +42,17 @@ class TrainingError(TransferkitError, RuntimeError):
 
 class UnsupportedTaskError(TransferkitError, AttributeError):
     """A call the model's task does not have, e.g. class probabilities of a regression model."""
+
+
+class ExportError(TransferkitError, RuntimeError):
+    """An export cannot be written or failed its check against the trained model (e.g. ONNX parity)."""
+
+
+class RequestError(TransferkitError, ValueError):
+    """An HTTP request the model server refuses: `status` is the HTTP status, `code` a short machine-readable name."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail

@@ -86,8 +86,11 @@ class WhisperAudioBackbone(AudioInputs, nn.Module):
 
     # -- features ---------------------------------------------------------------------------------
     def forward_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        from transferkit.backbones.whisper_clip import encode_clip
+        from transferkit.backbones.whisper_clip import encode_clip, encode_clip_static, window_sizes
 
+        if torch.jit.is_tracing():  # ONNX export: no loop over the batch's windows, every possible window in the graph
+            sizes = window_sizes(self.clip_samples // self.feature_extractor.hop_length)
+            return encode_clip_static(self.model, batch["input_features"], batch["frames"], sizes)
         return encode_clip(self.model, batch["input_features"], batch["frames"])
 
     def blocks(self) -> list[nn.Module]:

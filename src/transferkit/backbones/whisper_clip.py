@@ -76,6 +76,31 @@ def encode_clip(
     return pooled
 
 
+def window_sizes(clip_frames: int, silence: int = SECOND) -> list[int]:
+    """Every window `encode_clip` can pick for clips of 1..`clip_frames` real frames (whole seconds, ascending)."""
+    first = (1 + silence + SECOND - 1) // SECOND * SECOND
+    last = (max(1, clip_frames) + silence + SECOND - 1) // SECOND * SECOND
+    return list(range(first, last + 1, SECOND))
+
+
+def encode_clip_static(
+    model: nn.Module, input_features: torch.Tensor, frames: torch.Tensor, sizes: Sequence[int], silence: int = SECOND
+) -> torch.Tensor:
+    """`encode_clip` without data-dependent control flow, for tracing (ONNX export): the whole batch is encoded at
+    each window in `sizes` (all the windows the backbone's clips can need, usually one) and each clip keeps the
+    states of its own window. `sizes` must cover every clip's window; the result equals `encode_clip`'s."""
+    encoder = _encoder(model)
+    lengths = _lengths(frames, input_features)
+    stride = encoder.conv1.stride[0] * encoder.conv2.stride[0]
+    max_frames = encoder.embed_positions.weight.shape[0] * stride
+    windows = ((lengths + silence + SECOND - 1) // SECOND * SECOND).clamp(stride, max_frames)
+    pooled = None
+    for size in sizes:
+        current = _pool(_encode_window(encoder, input_features, int(size)), lengths, stride)
+        pooled = current if pooled is None else torch.where((windows == size)[:, None], current, pooled)
+    return pooled
+
+
 def _encode_window(encoder: nn.Module, features: torch.Tensor, window: int) -> torch.Tensor:
     """WhisperEncoder.forward on `window` mel frames, with the position table cut to match."""
     features = features[..., :window]
