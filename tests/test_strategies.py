@@ -31,6 +31,12 @@ TABLE = [
     ("lora", {"lora_r": 4}, lambda n: "lora_" not in n, lambda n: "lora_B" in n),
     ("full", {}, lambda n: False, lambda n: n.endswith("dense.weight")),
     ("lp-ft", {"head_epochs": 5}, lambda n: False, lambda n: n.endswith("dense.weight")),
+    (
+        "contrastive",
+        {"lora_r": 4, "contrastive_epochs": 3, "head_epochs": 5},
+        lambda n: "lora_" not in n,
+        lambda n: "lora_B" in n,
+    ),
 ]
 IDS = [row[0] for row in TABLE]
 
@@ -53,7 +59,7 @@ def test_frozen_stay_identical_and_trainable_change(strategy, options, frozen, c
     assert any(changes(n) for n in after) or strategy == "probe"
     assert model.score(*toy_sentiment(40, seed=1)) >= 0.75
     share = model.run_info_["parameters"]["trainable_share"]
-    assert 0 < share <= 1 and (share < 0.2) == (strategy in ("probe", "lora")), share
+    assert 0 < share <= 1 and (share < 0.2) == (strategy in ("probe", "lora", "contrastive")), share
 
 
 @pytest.mark.parametrize("strategy, options", [(row[0], row[1]) for row in TABLE], ids=IDS)

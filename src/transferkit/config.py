@@ -17,6 +17,7 @@ from typing import Any
 from transferkit.errors import ConfigError
 from transferkit.generation.options import GenerationOptions
 from transferkit.registry import closest_match_hint
+from transferkit.strategies.contrastive import ContrastiveOptions
 from transferkit.strategies.freeze import FreezeOptions
 from transferkit.strategies.lora import LoraOptions
 
@@ -177,7 +178,7 @@ def parse_bytes(value: str | float | None) -> int | None:
 @dataclass
 class StrategyConfig:
     strategy: str = (
-        "full"  # what trains: probe, freeze, lora, full, lp-ft, or auto (pilots, then picks within the budgets)
+        "full"  # what trains: probe, freeze, lora, full, lp-ft, contrastive (few-shot), or auto (pilots, then picks)
     )
     time_budget: str | None = None  # auto: wall-time budget ("90s", "10m", "1h" or seconds); None: every candidate runs
     memory_budget: str | None = (
@@ -275,6 +276,7 @@ SECTIONS: dict[str, type] = {
     "strategy": StrategyConfig,
     "freeze": FreezeOptions,
     "lora": LoraOptions,
+    "contrastive": ContrastiveOptions,
     "train": TrainConfig,
     "generation": GenerationOptions,
 }
@@ -293,8 +295,18 @@ class RunConfig:
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     freeze: FreezeOptions = field(default_factory=FreezeOptions)
     lora: LoraOptions = field(default_factory=LoraOptions)
+    contrastive: ContrastiveOptions = field(default_factory=ContrastiveOptions)
     train: TrainConfig = field(default_factory=TrainConfig)
     generation: GenerationOptions = field(default_factory=GenerationOptions)
+
+    def __post_init__(self) -> None:
+        """Options that are valid alone but not together: a strategy's `check_config` says which (and why)."""
+        from transferkit.strategies import STRATEGIES
+
+        if self.strategy.strategy in STRATEGIES:
+            check = getattr(STRATEGIES.get(self.strategy.strategy), "check_config", None)
+            if check:
+                check(self)
 
     @classmethod
     def valid_keys(cls) -> list[str]:

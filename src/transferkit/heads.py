@@ -41,3 +41,36 @@ def build_head(config: HeadConfig, in_features: int, num_classes: int) -> nn.Mod
     if config.head == "mlp":
         return MLPHead(in_features, num_classes, config.head_hidden, config.head_dropout)
     return LinearHead(in_features, num_classes, config.head_dropout)
+
+
+def class_centroids(embeddings, labels, num_classes: int):
+    """Mean embedding of each class [num_classes, D] (zeros for a class without examples)."""
+    import torch
+
+    sums = torch.zeros(num_classes, embeddings.shape[1], dtype=embeddings.dtype).index_add_(0, labels, embeddings)
+    counts = torch.bincount(labels, minlength=num_classes).clamp(min=1)
+    return sums / counts[:, None].to(embeddings.dtype)
+
+
+def start_at_centroids(head: nn.Module, features, labels) -> bool:
+    """Set a linear head to the nearest-class-centroid classifier of `features` [N, D] with class ids `labels` [N].
+
+    logits_c = s * (x . mu_c - |mu_c|^2 / 2) ranks classes by squared distance to their centroid mu_c (the |x|^2
+    term is the same for every class). The scale s = 1 / (mean squared distance of a training row to its own
+    centroid) measures distances in units of the classes' spread: a row whose squared distance to another centroid
+    exceeds that to its own by four spreads gets 88%, not ~100%, so the head starts soft and its training
+    (cross-entropy) still has gradients to follow. Returns False (head unchanged) for heads that cannot express it
+    (mlp)."""
+    import torch
+
+    if getattr(head, "kind", None) != "linear":
+        return False
+    x, y = torch.as_tensor(features).float(), torch.as_tensor(labels).long()
+    centroids = class_centroids(x, y, head.out.out_features)
+    within = (x - centroids[y]).square().sum(-1).mean()
+    total = (x - x.mean(0)).square().sum(-1).mean()
+    scale = 1.0 / torch.maximum(within, 1e-2 * total).clamp(min=1e-12)  # one example per class: no within spread
+    with torch.no_grad():
+        head.out.weight.copy_(scale * centroids)
+        head.out.bias.copy_(-scale * centroids.square().sum(-1) / 2)
+    return True

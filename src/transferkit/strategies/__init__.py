@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from transferkit.registry import Registry
+from transferkit.strategies.contrastive import ContrastiveStrategy
 from transferkit.strategies.freeze import FreezeStrategy
 from transferkit.strategies.full import FullStrategy
 from transferkit.strategies.lora import LoraStrategy
@@ -19,6 +20,10 @@ STRATEGIES.register("lora", "low-rank adapters (peft) on attention layers + the 
 )
 STRATEGIES.register("full", "all weights train (backbone at a lower learning rate than the head)")(FullStrategy)
 STRATEGIES.register("lp-ft", "probe first (from the cache), then full fine-tuning from the probed head")(LPFTStrategy)
+STRATEGIES.register(
+    "contrastive",
+    "few-shot, SetFit-style: the backbone adapts to same/different-class pairs (LoRA), then a head trains on it",
+)(ContrastiveStrategy)
 
 
 def build_strategy(name: str):

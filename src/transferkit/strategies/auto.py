@@ -1,7 +1,9 @@
 """`strategy="auto"`: measure each candidate strategy on this machine, then train what fits the budgets.
 
-Candidates, cheapest first: probe, lp-ft, lora, full. For each, a pilot (a real 2-epoch fit on a stratified
-subset of at most `PILOT_ROWS` training rows, no validation, no feature cache, no data checks) measures:
+Candidates, cheapest first: probe, lp-ft, lora, full; with few rows per class (classification, at most
+FEW_SHOT_PER_CLASS on average) contrastive comes second, the likeliest winner there (see `candidates`). For each,
+a pilot (a real 2-epoch fit on a stratified subset of at most `PILOT_ROWS` training rows, no validation, no feature
+cache, no data checks) measures:
 
 - `setup_s`: fit start -> first phase start (backbone build, encoding; does not grow with rows),
 - per phase, `epoch_s`: its second epoch (one pass over the pilot rows), and `extraction_s`: its first epoch
@@ -35,6 +37,7 @@ from transferkit.data.examples import ExampleSet
 from transferkit.errors import ConfigError
 
 CANDIDATES = ("probe", "lp-ft", "lora", "full")
+FEW_SHOT_PER_CLASS = 64  # at most this many training rows per class (on average): contrastive joins the candidates
 PILOT_ROWS = 64  # enough batches to time an epoch; few enough that 4 pilots cost little of a budget
 PILOT_EPOCHS = 2  # the first epoch carries warm-up and feature extraction; the second times a plain pass
 MB = 1e6
@@ -86,6 +89,20 @@ class PeakMemory:
         return {**numbers, "budget_mb": numbers["cuda_peak_mb" if self.cuda else "peak_mb"]}
 
 
+def candidates(config: RunConfig, train: ExampleSet) -> tuple[str, ...]:
+    """CANDIDATES, with contrastive second when a single-label classification task has at most FEW_SHOT_PER_CLASS
+    training rows per class on average. Few-shot is where pairs pay: k examples of a class give ~k^2/2 pairs of signal
+    where the classification loss has k; SetFit's gains over fine-tuning are at 8-64 per class and shrink with more
+    data (Tunstall et al., 2022). It comes right after the probe, not in cost order (its `contrastive_epochs` passes
+    cost more per row than lp-ft's few epochs): with few rows it is the likeliest winner, so a tight budget should
+    reach it first. Above the threshold fine-tuning has signal enough, and the pair passes would cost the most."""
+    if config.task.task != "classification" or not train.labels:
+        return CANDIDATES
+    if len(train) / len(set(train.labels)) > FEW_SHOT_PER_CLASS:
+        return CANDIDATES
+    return (CANDIDATES[0], "contrastive", *CANDIDATES[1:])
+
+
 def _warm_imports() -> None:
     """Import the heavy libraries every fit needs before the first pilot, so their one-time import (seconds,
     hundreds of MB) is not read as the probe's setup time and memory. The budget clock still counts it."""
@@ -121,7 +138,8 @@ def pilot(params: dict[str, Any], strategy: str, train: ExampleSet, rows: int) -
     from transferkit.strategies import build_strategy
     from transferkit.training.fit import fit_run
 
-    shortened = {"epochs": PILOT_EPOCHS, "head_epochs": PILOT_EPOCHS, "early_stopping_patience": None}
+    shortened = {"epochs": PILOT_EPOCHS, "head_epochs": PILOT_EPOCHS, "contrastive_epochs": PILOT_EPOCHS}
+    shortened["early_stopping_patience"] = None
     quiet = {"val_fraction": 0.0, "max_train_rows": None, "check_data": False, "feature_cache": False}
     config = RunConfig.from_dict({**params, **shortened, **quiet, "strategy": strategy, "report_to": None})
     subset = train.subset(stratified_subsample(train, min(PILOT_ROWS, len(train)), config.train.seed))
@@ -209,7 +227,7 @@ def fit_auto(
     log = _stderr if verbose else None
     _warm_imports()
     pilots, runs, reasons, best, first = [], [], [], None, None
-    for strategy in CANDIDATES:
+    for strategy in candidates(config, train):
         left = None if budget is None else budget - (time.perf_counter() - started)
         if strategy != "probe" and left is not None and pilots and pilots[-1]["pilot_s"] > left:
             reasons.append(f"{strategy} skipped: {left:.1f} s left, less than a pilot ({pilots[-1]['pilot_s']:.1f} s)")

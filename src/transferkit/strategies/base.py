@@ -2,8 +2,10 @@
 
 A strategy is one file with a small options dataclass (fields are `RunConfig` keys) and a class that
 returns its training phases. A phase says which parameters train (`prepare`), with which learning rates
-(`param_groups`), which modules stay in inference mode while training (`train_mode`), and whether only the
-head trains on cached features. `lp-ft` is two phases (probe, then full); the others are one.
+(`param_groups`), which modules stay in inference mode while training (`train_mode`), whether only the
+head trains on cached features, and optionally its own objective (`objective`: another module and loss through the
+same loop) and a start for its training (`init`). `lp-ft` and `contrastive` are two phases; the others are one.
+A strategy may also define `check_config(config)`, raising ConfigError for options it cannot train with.
 """
 
 from __future__ import annotations
@@ -30,6 +32,23 @@ class Phase:
     train_mode: Callable[[nn.Module], None] | None = (
         None  # after module.train(): more to put back in eval (fit already does fully frozen parts)
     )
+    objective: Callable[[nn.Module, Any, TrainConfig], PhaseObjective] | None = (
+        None  # (model, training batches, train options) -> what the loop trains instead of the task's logits + loss
+    )
+    init: Callable[[nn.Module, Any], None] | None = (
+        None  # (model, the phase's training batches: features when cached) before the first epoch, e.g. a head start
+    )
+
+
+@dataclass
+class PhaseObjective:
+    """A phase that trains something other than the model's logits under the task's loss (contrastive: the backbone's
+    pooled embeddings under a pair loss). The one training loop runs `module` and minimises `loss`."""
+
+    module: nn.Module  # what the loop runs on each batch; its parameters that require grad are the phase's
+    loss: Callable[[Any, Any], Any]  # (module output, batch targets) -> scalar loss tensor
+    validate: Callable[[nn.Module, Any, Any], tuple[dict, tuple]] | None  # (module, val batches, device); None: none
+    group_by_length: bool = False  # a pair loss takes its pairs from the batch: batches drawn at random, not by length
 
 
 class StrategyDefaults:

@@ -112,10 +112,20 @@ class FeatureSource:
         self.config, self.backbone, self.device, self.log = config, backbone, device, log
         self.cache = FeatureCache(default_cache_dir(), backbone_key(backbone)) if config.train.feature_cache else None
         self.stats = {"hits": 0, "computed": 0, "directory": str(self.cache.directory) if self.cache else None}
+        self._stale = False
+
+    def invalidate(self) -> None:
+        """The backbone trained: features asked for later come from a cache keyed by its new weights (hashed at the
+        next use, so phases that never read features again pay nothing)."""
+        self._stale = self.cache is not None
 
     def __call__(self, batches, what: str):
         from transferkit.training.inference import run_batched
         from transferkit.training.loop import Batches
+
+        if self._stale:
+            self.cache, self._stale = FeatureCache(default_cache_dir(), backbone_key(self.backbone)), False
+            self.stats["directory"] = str(self.cache.directory)
 
         def compute(indices: list[int]) -> torch.Tensor:
             self.backbone.eval()

@@ -17,7 +17,6 @@ from transferkit.errors import BackboneError, DataError
 TaskLike = Any  # a training.tasks task object (imported lazily: it needs torch)
 
 MIN_ROWS_FOR_AUTO_VAL = 20  # below this, holding out validation rows costs more than early stopping gains
-HEAD_ONLY_PATIENCE_FACTOR = 3  # head-only epochs are short and their validation scores noisy: wait longer
 CHECK_INPUTS = 16  # validation inputs kept to check exports against the trained model
 
 
@@ -188,93 +187,6 @@ def _log_skipped(train: ExampleSet, val: ExampleSet | None, log) -> None:
         log(f"skipped {len(skipped)} unreadable file(s) (--skip-bad-files); first: {skipped[0]}")
 
 
-def _parameter_counts(model, head_only: bool) -> dict[str, Any]:
-    from transferkit.model import count_parameters
-
-    trainable, _ = count_parameters(model.head if head_only else model)
-    _, total = count_parameters(model)
-    return {"trainable": trainable, "total": total, "trainable_share": round(trainable / total, 6)}
-
-
-def _train_mode(model, phase, batchnorm: str) -> None:
-    """After module.train(): the phase's frozen parts, and with batchnorm="frozen" every BatchNorm, back to eval.
-
-    Small fine-tuning batches give noisy batch statistics that overwrite the pretrained running statistics;
-    keeping BatchNorm in inference mode is the usual advice for fine-tuning on little data (Keras' transfer
-    learning guide; keras#9214).
-    """
-    from torch import nn
-
-    from transferkit.strategies.base import frozen_backbone_eval
-
-    if phase.train_mode:
-        phase.train_mode(model)
-    frozen_backbone_eval(model)  # every phase: fully frozen parts run in inference mode (dropout off, BatchNorm fixed)
-    if batchnorm == "frozen":
-        for module in model.backbone.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.eval()
-
-
-def _new_layer_groups(model, groups: list[dict], train) -> list[dict]:
-    """Layers transferkit added in front of the backbone (an input projection) train in every phase."""
-    from transferkit.strategies.base import decay_groups
-
-    added = getattr(model.backbone, "new_layers", list)()
-    for layer in added:
-        layer.requires_grad_(True)
-    in_groups = {id(p) for g in groups for p in g["params"]}
-    named = [(n, p) for layer in added for n, p in layer.named_parameters() if id(p) not in in_groups]
-    return decay_groups(named, train.head_lr, train.weight_decay)
-
-
-def _run_phase(
-    phase, model, run: RunData, config: RunConfig, accelerator, features, checkpointer, resume, log, on_epoch=None
-):
-    from transferkit.training.loop import train_loop
-
-    phase.prepare(model)
-    groups = phase.param_groups(model, config.train)
-    groups += _new_layer_groups(model, groups, config.train)
-    cached = phase.cached_features and not getattr(model.backbone, "new_layers", list)()
-    counts = _parameter_counts(model, cached)
-    if log:
-        log(
-            f"{phase.name}: {len(run.train)} rows, {run.task.describe()}; validation: {run.val_source}; backbone "
-            f"{config.backbone.backbone} ({model.backbone.data_config}); trainable parameters {counts['trainable']:,} "
-            f"of {counts['total']:,} ({100 * counts['trainable_share']:.2f}%)"
-        )
-    if cached:
-        data, val = features(run.batches, "train"), features(run.val_batches, "validation") if run.val_batches else None
-        module = model.head
-    else:
-        data, val, module = run.batches, run.val_batches, model
-    patience = config.train.early_stopping_patience
-    if patience and cached:
-        patience *= HEAD_ONLY_PATIENCE_FACTOR
-    result = train_loop(
-        module,
-        groups,
-        data,
-        val,
-        config.train,
-        phase.epochs,
-        run.task.num_outputs,
-        accelerator,
-        log=log,
-        phase=phase.name,
-        patience=patience,
-        train_mode=lambda: _train_mode(model, phase, config.train.batchnorm),
-        checkpointer=checkpointer,
-        resume=resume,
-        head_only=cached,
-        objective=run.task.objective(),
-        validate=run.task.validator(config.train),
-        on_epoch=on_epoch,
-    )
-    return result, counts
-
-
 def _calibrate(model, run: RunData, config: RunConfig, features, last_phase, device) -> None:
     """Let the task tune its decisions on the final model's validation outputs (multilabel: thresholds).
 
@@ -359,6 +271,7 @@ def fit_run(
     from transferkit.export.manifest import backbone_weights
     from transferkit.training.checkpoint import Checkpointer
     from transferkit.training.feature_cache import FeatureSource
+    from transferkit.training.phases import run_phase
     from transferkit.training.tasks import task_for_training
 
     train, val, val_source, split = _split_data(config, train, val, log)
@@ -384,15 +297,16 @@ def fit_run(
     features = FeatureSource(config, model.backbone, accelerator.device, log)
     phases, results, counts = strategy.phases(config), [], {}
     for phase in phases:
-        result, counts[phase.name] = _run_phase(
+        result, counts[phase.name] = run_phase(
             phase, model, run, config, accelerator, features, checkpointer, resume, log, on_epoch
         )
         results.append(result)
+        if not phase.cached_features:  # the backbone trained: later features (a head phase after it) are its own
+            model.backbone.weights_id = None  # from now on the feature cache hashes the weights' content
+            features.invalidate()
     model.eval()
     model.requires_grad_(False)
     _calibrate(model, run, config, features, phases[-1], accelerator.device)
-    if not all(phase.cached_features for phase in phases):
-        model.backbone.weights_id = None  # the weights changed: the feature cache must hash their content from now on
     if log and features.stats["hits"] + features.stats["computed"]:
         log(f"backbone features: {features.stats['computed']} computed, {features.stats['hits']} read from the cache")
     info = _describe(config, model, strategy, phases, results, counts, run, features)

@@ -1,0 +1,175 @@
+"""Benchmark: few-shot text classification, SetFit vs transferkit's probe, lp-ft and contrastive, same MiniLM.
+
+SST-2, CR, AG News and Emotion at 8 and 64 labelled examples per class, 5 seeds each (a seed picks the training
+examples and seeds the fit), every method scored on the same test rows (at most 1,000 per dataset, sampled once
+with seed 0). Every fit runs in its own process; its wall time counts loading the backbone and training (not
+importing libraries, not predicting the test rows). No validation split for anyone: few-shot rows all train.
+Prints one Markdown table: mean ± std test accuracy over the seeds, and the mean wall time per fit.
+
+SetFit (its defaults, all-MiniLM-L6-v2 from the same local directory) runs from a separate virtual environment,
+since it pins its own sentence-transformers / transformers:
+
+    python -m venv /tmp/setfit && /tmp/setfit/bin/pip install setfit
+    .venv/bin/python benchmarks/fewshot.py --setfit-python /tmp/setfit/bin/python --json benchmarks/results/fewshot.json
+
+Without --setfit-python the SetFit column is left out. `--quick` is a smoke test of the harness (SST-2, 8 per
+class, 1 seed, 200 test rows, transferkit's strategies only unless --setfit-python is given): a few minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+DATASETS = ["sst2", "cr", "ag_news", "emotion"]
+SHOTS = [8, 64]
+SEEDS = 5
+TEST_ROWS = 1000
+STRATEGIES = {  # transferkit's methods: strategy and options (val_fraction 0: the few rows all train)
+    "probe": {"strategy": "probe"},
+    "lp-ft": {"strategy": "lp-ft"},
+    "contrastive": {"strategy": "contrastive"},
+}
+
+# Runs inside the SetFit environment: reads a job (JSON) on stdin, prints {"predictions", "fit_s"} on stdout.
+SETFIT_WORKER = r"""
+import json, sys, time
+job = json.load(sys.stdin)
+from datasets import Dataset
+import setfit
+started = time.perf_counter()
+model = setfit.SetFitModel.from_pretrained(job["model"])
+train = Dataset.from_dict({"text": job["texts"], "label": job["labels"]})
+if hasattr(setfit, "TrainingArguments"):  # setfit >= 1.0
+    trainer = setfit.Trainer(model=model, args=setfit.TrainingArguments(seed=job["seed"]), train_dataset=train)
+else:  # setfit 0.x
+    trainer = setfit.SetFitTrainer(model=model, train_dataset=train, seed=job["seed"])
+trainer.train()
+fit_s = time.perf_counter() - started
+predictions = [int(p) for p in model.predict(job["test"])]
+print(json.dumps({"predictions": predictions, "fit_s": fit_s}))
+"""
+
+
+def load_rows(dataset: str, shots: int, seed: int, test_rows: int) -> dict:
+    """`shots` training rows per class (sampled with `seed`, shuffled) and the test rows (sampled with seed 0)."""
+    import pandas as pd
+
+    path = DATA / dataset
+    if not path.is_dir():
+        sys.exit(f"dataset {path} not found (benchmarks read ../shared/datasets)")
+    train, test = pd.read_csv(path / "train.csv"), pd.read_csv(path / "test.csv")
+    few = pd.concat([rows.sample(shots, random_state=seed) for _, rows in train.groupby("label")])
+    few = few.sample(frac=1, random_state=seed)
+    if test_rows < len(test):
+        test = test.sample(test_rows, random_state=0)
+    labels = sorted(train["label"].unique())
+    return {
+        "texts": few["text"].tolist(),
+        "labels": [labels.index(v) for v in few["label"]],
+        "test": test["text"].tolist(),
+        "test_labels": [labels.index(v) for v in test["label"]],
+        "seed": seed,
+    }
+
+
+def transferkit_worker(job: dict, method: str) -> dict:
+    """Child process: one transferkit fit on a cold feature cache; the libraries are imported before the clock."""
+    import importlib
+
+    for name in ("torch", "transformers", "accelerate", "peft", "transferkit.training.loop"):
+        importlib.import_module(name)
+    import transferkit as tk
+
+    options = {**STRATEGIES[method], "val_fraction": 0.0, "seed": job["seed"]}
+    started = time.perf_counter()
+    model = tk.FineTuner(backbone="minilm", **options).fit(job["texts"], job["labels"], verbose=False)
+    fit_s = time.perf_counter() - started
+    return {"predictions": [int(p) for p in model.predict(job["test"])], "fit_s": fit_s}
+
+
+def run_fit(method: str, job: dict, args) -> dict:
+    """One fit in its own process; returns its accuracy on the test rows and its wall time."""
+    if method == "setfit":
+        from transferkit.backbones.embedded import minilm_dir
+
+        cmd, payload = [args.setfit_python, "-c", SETFIT_WORKER], {**job, "model": str(minilm_dir())}
+    else:
+        cmd, payload = [sys.executable, __file__, "--worker", method], job
+    with tempfile.TemporaryDirectory(prefix="transferkit-fewshot-cache-") as cache:  # cold: extraction is paid
+        env = {**os.environ, "TRANSFERKIT_CACHE": cache}
+        done = subprocess.run(cmd, input=json.dumps(payload), capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        sys.exit(f"{method} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    correct = sum(p == y for p, y in zip(result["predictions"], job["test_labels"]))
+    return {"accuracy": correct / len(job["test_labels"]), "fit_s": result["fit_s"]}
+
+
+def cell(runs: list[dict]) -> str:
+    accuracies = [r["accuracy"] for r in runs]
+    spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+    return f"{statistics.mean(accuracies):.3f} ± {spread:.3f} ({statistics.mean(r['fit_s'] for r in runs):.1f} s)"
+
+
+def print_table(results: dict, methods: list[str], args) -> None:
+    print(
+        f"\nFew-shot accuracy on <= {args.test_rows} test rows, mean ± std over {args.seeds} seed(s), (mean wall time "
+        f"per fit); MiniLM-L6 for every method; {os.cpu_count()} CPU cores\n"
+    )
+    print("| dataset | per class | " + " | ".join(methods) + " |")
+    print("|---|---|" + "---|" * len(methods))
+    for (dataset, shots), by_method in results.items():
+        print(f"| {dataset} | {shots} | " + " | ".join(cell(by_method[m]) for m in methods) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--setfit-python", help="python of a virtual environment with setfit installed")
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--shots", default=",".join(map(str, SHOTS)), help="examples per class, comma-separated")
+    parser.add_argument("--seeds", type=int, default=SEEDS)
+    parser.add_argument("--test-rows", type=int, default=TEST_ROWS)
+    parser.add_argument("--quick", action="store_true", help="SST-2, 8 per class, 1 seed, 200 test rows")
+    parser.add_argument("--json", help="also write every fit's result to this file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(transferkit_worker(json.load(sys.stdin), args.worker)))
+        return
+    if args.quick:
+        args.datasets, args.shots, args.seeds, args.test_rows = "sst2", "8", 1, 200
+    methods = (["setfit"] if args.setfit_python else []) + list(STRATEGIES)
+    results: dict = {}
+    for dataset in args.datasets.split(","):
+        for shots in map(int, args.shots.split(",")):
+            by_method = results.setdefault((dataset, shots), {m: [] for m in methods})
+            for seed in range(args.seeds):
+                job = load_rows(dataset, shots, seed, args.test_rows)
+                for method in methods:
+                    print(f"{dataset} {shots}/class seed {seed}: {method} ...", file=sys.stderr, flush=True)
+                    by_method[method].append({"seed": seed, **run_fit(method, job, args)})
+    print_table(results, methods, args)
+    if args.json:
+        rows = [
+            {"dataset": d, "shots": k, "method": m, **r}
+            for (d, k), ms in results.items()
+            for m, rs in ms.items()
+            for r in rs
+        ]
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
