@@ -114,3 +114,24 @@ def test_rank_cli(toy_csv, capsys):
     assert "regression" in capsys.readouterr().err  # string labels cannot be a regression target
     assert main(["rank", "--data", str(train), "--backbones", "tiny-bert", "--by", "probe", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["settings"]["by"] == "probe"
+
+
+def test_random_init_backbone_trains_saves_and_reloads(tmp_path):
+    """`random:<backbone>` is a real backbone for fit: fresh (fixed-seed) weights, saved and reloaded like any other."""
+    import torch
+
+    import transferkit as tk
+    from transferkit.backbones import build_backbone
+
+    def weights(backbone):
+        return backbone.model.embeddings.word_embeddings.weight
+
+    pretrained, fresh, again = (build_backbone(n) for n in ("tiny-bert", "random:tiny-bert", "random:tiny-bert"))
+    assert not torch.equal(weights(pretrained), weights(fresh))
+    assert torch.equal(weights(fresh), weights(again)), "random:<backbone> is one fixed draw"
+    texts, labels = toy_sentiment(48)
+    model = tk.FineTuner(backbone="random:tiny-bert", strategy="full", epochs=1, val_fraction=0.0)
+    model.fit(texts, labels, verbose=False).save(tmp_path / "run")
+    loaded = tk.load(tmp_path / "run")
+    assert loaded.run_info_["backbone"]["name"] == "random:tiny-bert"
+    np.testing.assert_allclose(loaded.predict_proba(texts[:6]), model.predict_proba(texts[:6]), atol=1e-6)

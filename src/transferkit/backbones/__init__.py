@@ -164,11 +164,32 @@ def build_backbone(name: str, **options: Any):
     return copy.deepcopy(_TEMPLATES[key])
 
 
+RANDOM_INIT_SEED = 0  # `random:<backbone>` is one fixed draw, so a run and its rerun start from the same weights
+
+
+def reinitialise(backbone, seed: int) -> None:
+    """Fresh weights in the same architecture (each submodule's own reset_parameters); keyed by content in the
+    feature cache, since the name no longer says which weights these are."""
+    import torch
+
+    torch.manual_seed(seed)
+    for module in backbone.modules():
+        if module is not backbone and hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    backbone.weights_id = None
+
+
 def _load_backbone(name: str, **options: Any):
     from transferkit.backbones.hf_text import HFTextBackbone
 
     if name in BACKBONES:
         return BACKBONES.get(name)(**options)
+    if name.startswith("random:"):  # the same architecture, fresh weights: what pretraining is worth
+        backbone = _load_backbone(name.removeprefix("random:"), **options)
+        reinitialise(backbone, RANDOM_INIT_SEED)
+        if hasattr(backbone, "name"):
+            backbone.name = name
+        return backbone
     if name.startswith("mlp:"):
         from transferkit.backbones.torch_module import ModuleBackbone
 
@@ -211,7 +232,7 @@ def _load_backbone(name: str, **options: Any):
         f"Unknown backbone {name!r}: not a registered name and not an existing directory."
         f"{closest_match_hint(name, BACKBONES.names())} Available: {', '.join(BACKBONES.names())} "
         "(see `transferkit backbones`), timm:<arch> with --weights, mlp:<widths> (e.g. mlp:1000-128), a saved "
-        "transferkit run directory, a local model directory, or a hub id when online."
+        "transferkit run directory, random:<backbone> (fresh weights), a local model directory, or a hub id when online."
     )
 
 

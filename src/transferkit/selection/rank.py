@@ -47,31 +47,20 @@ def _targets(task, train) -> tuple[np.ndarray, np.ndarray]:
     return values, values
 
 
-def _reinitialise(backbone, seed: int) -> None:
-    """Fresh weights in the same architecture (every module's own reset_parameters), keyed by content in the cache."""
-    import torch
-
-    torch.manual_seed(seed)
-    for module in backbone.modules():
-        if module is not backbone and hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-    backbone.weights_id = None
-
-
 def _backbone_features(name: str, train, params: dict[str, Any], log) -> tuple[np.ndarray, int, dict]:
     import torch
 
+    from transferkit.backbones import reinitialise
     from transferkit.config import RunConfig
     from transferkit.training.feature_cache import FeatureSource
     from transferkit.training.fit import _build_backbone, _fit_input, pick_device
     from transferkit.training.loop import Batches
 
-    random_init = name.startswith("random:")
     config = RunConfig.from_dict({**params, "backbone": name.removeprefix("random:")})
     backbone = _build_backbone(config, train, None)
     _fit_input(backbone, train, config, None)
-    if random_init:
-        _reinitialise(backbone, config.train.seed)
+    if name.startswith("random:"):  # drawn with the run's seed (`fit --backbone random:x` uses a fixed one)
+        reinitialise(backbone, config.train.seed)
     device = pick_device(config.train.device)
     backbone.to(device)
     items = backbone.encode(train.inputs)
