@@ -49,6 +49,26 @@ def test_concurrent_callers_are_batched_and_each_gets_its_own_results():
     assert max(len(c) for c in calls) <= 8 and stats.largest_batch == 8
 
 
+def test_a_lone_client_does_not_wait_for_company_after_its_first_request():
+    """The gathering wait is skipped after a batch that held one request, and resumes once callers overlap."""
+    calls: list[list[int]] = []
+
+    async def scenario():
+        batcher = MicroBatcher(doubling(calls), max_batch_size=8, max_wait_ms=3000)
+        first = await batcher.submit([1])  # waits out the window: nobody joins
+        started = time.perf_counter()
+        second = await batcher.submit([2])  # the last batch was alone: runs at once
+        lone = time.perf_counter() - started
+        together = await asyncio.gather(*(batcher.submit([i]) for i in range(3, 7)))  # queued together: one batch
+        await batcher.stop()
+        return first, second, lone, together
+
+    first, second, lone, together = run_async(scenario())
+    assert (first, second, together) == ([2], [4], [[6], [8], [10], [12]])
+    assert lone < 1.5, f"a lone request waited {lone:.2f} s for company (the window is 3 s)"
+    assert calls[2:] == [[3, 4, 5, 6]]
+
+
 def test_batch_size_one_and_requests_larger_than_a_batch():
     calls: list[list[int]] = []
 

@@ -5,6 +5,8 @@ gathers more until the batch holds `max_batch_size` inputs or `max_wait_ms` has 
 of them in one call (in a single background thread, so the event loop keeps accepting requests meanwhile) and
 hands each request its own slice of the results. While the model runs, new requests queue up and form the
 next batch at once. A request is never split; one larger than `max_batch_size` runs as a batch of its own.
+The wait is adaptive: after a batch that held a single request (no concurrency), the next request runs at once
+instead of waiting max_wait_ms for company that is not coming; after a batch of several, gathering resumes.
 
 If a batch fails, each of its requests is re-run alone, so a bad input fails its own request only.
 `stop()` refuses new work, finishes everything already queued and then returns (graceful shutdown).
@@ -70,6 +72,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
         self._held: Any = None  # a job taken from the queue that did not fit the last batch
+        self._alone = False  # the last batch held one request: skip the wait (a lone client pays no latency)
         self._closing = False
         # one model thread: a model is not assumed thread-safe, and torch already uses every core per call
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transferkit-model")
@@ -118,7 +121,7 @@ class MicroBatcher:
             return None
         jobs, size = [first], len(first.items)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_wait_s
+        deadline = loop.time() + (0.0 if self._alone else self.max_wait_s)  # queued jobs still join without a wait
         while size < self.max_batch_size:
             job = await self._next(deadline - loop.time())
             if job is None:
@@ -128,6 +131,7 @@ class MicroBatcher:
                 break
             jobs.append(job)
             size += len(job.items)
+        self._alone = len(jobs) == 1
         return jobs
 
     async def _next(self, timeout: float) -> Any:
