@@ -31,13 +31,20 @@ def add_parser(sub) -> None:
     pr.add_argument("--text-column", help="text column of --data (guessed when obvious)")
     pr.add_argument("--output", help="write predictions to this .csv or .parquet file")
     pr.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
-    pr.add_argument(
+    add_runtime_argument(pr)
+    pr.set_defaults(func=cmd_predict)
+
+
+def add_runtime_argument(parser) -> None:
+    """--runtime for the commands that load a run to predict (predict, serve)."""
+    from transferkit.export.onnx_runtime import RUNTIMES
+
+    parser.add_argument(
         "--runtime",
-        choices=("torch", "onnx", "onnx-int8"),
+        choices=RUNTIMES,
         default="torch",
         help="predict with PyTorch, or ONNX Runtime on the run's model.onnx / model.int8.onnx (transferkit export)",
     )
-    pr.set_defaults(func=cmd_predict)
 
 
 def _numbers(row: str) -> list[float]:

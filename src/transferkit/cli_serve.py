@@ -26,6 +26,7 @@ and /docs included. Binds 127.0.0.1 unless --host says otherwise. Ctrl-C / SIGTE
 
 def add_parser(sub) -> None:
     from transferkit.cli import _field_help, _parse_value
+    from transferkit.cli_predict import add_runtime_argument
     from transferkit.serving.config import ServeConfig
 
     serve = sub.add_parser(
@@ -43,12 +44,7 @@ def add_parser(sub) -> None:
         help="require `Authorization: Bearer TOKEN` on every route but /health (default: $TRANSFERKIT_TOKEN)",
     )
     serve.add_argument("--name", help="the model's name on the page and in /metadata (default: the run's folder)")
-    serve.add_argument(
-        "--runtime",
-        choices=("torch", "onnx", "onnx-int8"),
-        default="torch",
-        help="predict with PyTorch, or ONNX Runtime on the run's model.onnx / model.int8.onnx (transferkit export)",
-    )
+    add_runtime_argument(serve)
     serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     group = serve.add_argument_group("limits and batching")
     helps = _field_help(ServeConfig)
