@@ -9,6 +9,10 @@ its budget (the hard limit is 1.1x).
     .venv/bin/python benchmarks/auto.py                        # SST-2, CR, AG News; 1,000 rows, 3m budget
     .venv/bin/python benchmarks/auto.py --quick                # 300 rows, 1m budget, minutes
     .venv/bin/python benchmarks/auto.py --datasets cr --budget 2m --json auto.json
+    .venv/bin/python benchmarks/auto.py --fixed-from benchmarks/results/auto-2026-11-30.json   # rerun auto only
+
+`--fixed-from` takes the fixed strategies' rows from an earlier run's JSON (same rows, seeds and settings, checked)
+and trains only auto: after a change to auto, the comparison costs one auto fit per dataset.
 """
 
 from __future__ import annotations
@@ -56,8 +60,24 @@ def fit_one(strategy: str, train, test, args) -> dict:
     if strategy == "auto":
         decision = model.run_info_["auto"]
         row.update(chosen=decision["chosen"], trained=[r["strategy"] for r in decision["runs"]])
-        row["reasons"] = decision["reasons"]
+        row.update(reasons=decision["reasons"], val_rows=decision.get("val_rows"))
     return row
+
+
+def earlier_fixed_rows(name: str, args) -> list[dict] | None:
+    """The fixed strategies' rows for `name` from --fixed-from, after checking it used the same settings."""
+    if not args.fixed_from:
+        return None
+    earlier = json.loads(Path(args.fixed_from).read_text())
+    for key in ("train_rows", "test_rows", "max_length"):
+        if earlier["settings"][key] != getattr(args, key):
+            sys.exit(
+                f"--fixed-from {args.fixed_from} used {key}={earlier['settings'][key]}, this run {getattr(args, key)}"
+            )
+    for result in earlier["results"]:
+        if result["dataset"] == name:
+            return [r for r in result["rows"] if r["strategy"] in FIXED]
+    sys.exit(f"--fixed-from {args.fixed_from} has no {name} results")
 
 
 def run_dataset(name: str, args) -> dict:
@@ -66,8 +86,8 @@ def run_dataset(name: str, args) -> dict:
 
     train, test = load_text(name, args.train_rows, args.test_rows)
     build_backbone("minilm", max_length=args.max_length)  # loaded once, outside every timing
-    rows = []
-    for strategy in [*FIXED, "auto"]:
+    rows = earlier_fixed_rows(name, args) or []
+    for strategy in [*FIXED, "auto"][len(rows) :]:
         print(f"[{name}] {strategy} ...", file=sys.stderr, flush=True)
         rows.append(fit_one(strategy, train, test, args))
     fixed = [r for r in rows if r["strategy"] != "auto"]
@@ -125,14 +145,17 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=64, help="tokens per text")
     parser.add_argument("--budget", default="3m", help="auto's --time-budget")
     parser.add_argument("--quick", action="store_true", help="300 train / 300 test rows, 1m budget")
+    parser.add_argument("--fixed-from", help="reuse the fixed strategies' rows of an earlier run's --json file")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     if args.quick:
         args.train_rows, args.test_rows, args.budget = 300, 300, "1m"
-    results = [run_dataset(name.strip(), args) for name in args.datasets.split(",") if name.strip()]
+    results = []
+    for name in [n.strip() for n in args.datasets.split(",") if n.strip()]:
+        results.append(run_dataset(name, args))
+        if args.json:  # after every dataset: a long run that stops early keeps what it measured
+            Path(args.json).write_text(json.dumps({"settings": vars(args), "results": results}, indent=2))
     print_tables(results, args)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"settings": vars(args), "results": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,12 @@ time against the fine-tuning time it saves (fine-tuning every candidate minus fi
     .venv/bin/python benchmarks/ranking.py                  # SST-2, CR, MNIST, FSDD; ~25 min on 2 cores
     .venv/bin/python benchmarks/ranking.py --quick          # fewer rows, 1 epoch; minutes
     .venv/bin/python benchmarks/ranking.py --datasets mnist --json ranking.json
+    .venv/bin/python benchmarks/ranking.py --rank-share 0.5 --finetuned-from benchmarks/results/ranking-2026-11-30.json
+
+`--rank-share` ranks on that stratified share of the training rows (what a user does before committing to a
+fine-tune: a sample tells the order); fine-tuning always uses every training row. `--finetuned-from` takes the
+fine-tuned accuracy and time of every candidate from an earlier run's JSON (same rows, epochs and strategy,
+checked) and only ranks.
 """
 
 from __future__ import annotations
@@ -131,6 +137,20 @@ def fine_tune(candidate: str, train, test, args) -> tuple[float, float]:
     return float(model.score(test[0], test[1])), wall
 
 
+def earlier_finetuned(name: str, train_rows: int, test_rows: int, args) -> dict[str, tuple[float, float]] | None:
+    """{candidate: (fine-tuned accuracy, seconds)} for `name` from --finetuned-from, its settings checked."""
+    if not args.finetuned_from:
+        return None
+    earlier = json.loads(Path(args.finetuned_from).read_text())
+    for key in ("strategy", "epochs", "max_length", "quick"):
+        if earlier["settings"][key] != getattr(args, key):
+            sys.exit(f"--finetuned-from used {key}={earlier['settings'][key]}, this run {getattr(args, key)}")
+    for result in earlier["results"]:
+        if result["dataset"] == name and (result["train_rows"], result["test_rows"]) == (train_rows, test_rows):
+            return {r["candidate"]: (r["finetuned"], r["finetune_s"]) for r in result["candidates"]}
+    sys.exit(f"--finetuned-from {args.finetuned_from} has no {name} results on {train_rows}/{test_rows} rows")
+
+
 def run_dataset(name: str, args) -> dict:
     from scipy.stats import kendalltau
 
@@ -140,15 +160,20 @@ def run_dataset(name: str, args) -> dict:
     kind = DATASETS[name]
     train, test = load_dataset(name, (QUICK_ROWS if args.quick else ROWS)[kind])
     candidates = CANDIDATES[kind]
-    print(f"[{name}] ranking {len(candidates)} candidates on {len(train[0])} rows ...", file=sys.stderr, flush=True)
-    examples = load_examples(train[0], train[1])
+    ranked = _subsample(train[0], train[1], round(args.rank_share * len(train[0])))
+    print(f"[{name}] ranking {len(candidates)} candidates on {len(ranked[0])} rows ...", file=sys.stderr, flush=True)
+    examples = load_examples(*ranked)
     warm = load_examples(*_subsample(train[0], train[1], 40))
     rank_backbones(warm, candidates[:1], folds=2, feature_cache=False, max_length=args.max_length)  # warm imports
     started = time.perf_counter()
     ranking = rank_backbones(examples, candidates, max_rows=None, feature_cache=False, max_length=args.max_length)
     rank_s = time.perf_counter() - started
     rows = {row["candidate"]: row for row in ranking.rows}
+    earlier = earlier_finetuned(name, len(train[0]), len(test[0]), args)
     for candidate in candidates:
+        if earlier is not None:
+            rows[candidate]["finetuned"], rows[candidate]["finetune_s"] = earlier[candidate]
+            continue
         print(f"[{name}] fine-tuning {candidate} ({args.strategy}) ...", file=sys.stderr, flush=True)
         rows[candidate]["finetuned"], rows[candidate]["finetune_s"] = fine_tune(candidate, train, test, args)
     table = [rows[c] for c in candidates]
@@ -161,6 +186,7 @@ def run_dataset(name: str, args) -> dict:
         "dataset": name,
         "kind": kind,
         "train_rows": len(train[0]),
+        "ranked_rows": len(ranked[0]),
         "test_rows": len(test[0]),
         "candidates": table,
         "tau_logme": float(kendalltau([r["logme"] for r in table], accuracy).statistic),
@@ -181,6 +207,7 @@ def print_tables(results: list[dict], args) -> None:
         f"\nlp-ft {args.epochs} epochs per candidate (max_length {args.max_length} for text), {os.cpu_count()} CPU "
         "cores; ranking and fine-tuning both start cold (no feature cache)\n"
     )
+    print(f"ranked on {100 * args.rank_share:.0f}% of the training rows (stratified)\n")
     print("| dataset (train/test) | candidate | LogME | 5-fold probe | fine-tuned accuracy | fine-tune time (s) |")
     print("|---|---|---|---|---|---|")
     for result in results:
@@ -215,10 +242,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--max-length", type=int, default=64, help="tokens per text")
     parser.add_argument("--quick", action="store_true", help="fewer rows and 1 epoch")
+    parser.add_argument("--rank-share", type=float, default=1.0, help="share of the training rows ranked (0-1]")
+    parser.add_argument("--finetuned-from", help="reuse the fine-tuned results of an earlier run's --json file")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     if args.quick:
         args.epochs = 1
+    if not 0 < args.rank_share <= 1:
+        sys.exit(f"--rank-share must be in (0, 1], got {args.rank_share}")
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     unknown = [n for n in names if n not in DATASETS]
     if unknown:

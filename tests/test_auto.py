@@ -28,10 +28,14 @@ def test_generous_budget_runs_every_candidate_and_keeps_the_best(toy_data, tmp_p
     assert [r["strategy"] for r in auto["runs"]] == few_shot
     for measured in auto["pilots"]:
         assert measured["estimate_s"] > 0 and measured["s_per_example_epoch"] > 0 and measured["peak_mb"] > 0
-    scores = [r["val_score"] for r in auto["runs"]]
-    first_best = next(r["strategy"] for r in auto["runs"] if r["val_score"] == max(scores))
-    assert auto["chosen"] == first_best == model.config_.strategy.strategy == model.run_info_["strategy"]
+    assert all(r["val_log_loss"] > 0 for r in auto["runs"])  # per-row evidence on the shared validation rows
+    assert auto["val_rows"] == 30  # 25% of 120 rows: auto holds out more than a single fit (0.2) would
+    first_best = auto["chosen"]
+    assert first_best == model.config_.strategy.strategy == model.run_info_["strategy"]
     assert auto["reasons"][-1].startswith(f"chose {first_best}")
+    assert len([r for r in auto["reasons"] if " kept: " in r or " not kept: " in r]) == len(few_shot) - 1
+    kept_last = [r.split(" ")[0] for r in auto["reasons"] if " kept: " in r and " not kept: " not in r]
+    assert first_best == (kept_last[-1] if kept_last else "probe")
     assert auto["budget_s"] == 600 and auto["memory_budget_bytes"] == 64 * 10**9
 
     saved = model.save(tmp_path / "run")

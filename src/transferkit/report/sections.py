@@ -66,13 +66,14 @@ def _auto_decision(auto: dict[str, Any]) -> list[Raw]:
             number(p.get("budget_mb"), 1),
             number(ran[p.get("strategy")].get("seconds"), 2) if p.get("strategy") in ran else "not run",
             number(ran[p.get("strategy")].get("val_score")) if p.get("strategy") in ran else "",
+            number(ran[p.get("strategy")].get("val_log_loss")) if p.get("strategy") in ran else "",
         )
         for p in auto.get("pilots") or []
     ]
     reasons = Raw("".join(f"<li>{esc(reason)}</li>" for reason in auto.get("reasons") or []))
     return [
         tag("h3", f"Strategy chosen by auto: {auto.get('chosen')}"),
-        table(("candidate", "estimated s", "peak MB", "trained s", "validation score"), rows),
+        table(("candidate", "estimated s", "peak MB", "trained s", "validation score", "validation log loss"), rows),
         tag("ul", reasons),
     ]
 

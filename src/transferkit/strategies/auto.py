@@ -20,9 +20,11 @@ as training passes: an overestimate, the safe side of a budget):
 Then probe trains for real, always (the floor: auto always returns a model, even when the probe alone is
 over a budget, and says so). Each later candidate trains only when its pilot fits in the time left, its
 estimate fits in what is left after the pilot, and its peak fits the memory budget; otherwise it is skipped
-with the reason. The model kept is the one with the best validation score (the `metric` option); a later
-candidate replaces it only when it scores strictly higher. Without a time budget, every candidate that fits
-the memory budget trains. The decision, the measured numbers and the reasons go to run_info_["auto"].
+with the reason. Every candidate validates on the same rows (without `--val`, at least 200 held out where the data
+allows: `auto_choice.auto_val_fraction`); a later candidate replaces the kept one by the rule in `auto_choice`
+(classification by accuracy: a lead beyond the paired standard error, else the lower log loss; otherwise a strictly
+higher validation score). Without a time budget, every candidate that fits the memory budget trains. The decision,
+the measured numbers and the reasons go to run_info_["auto"].
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 from transferkit.config import RunConfig, parse_bytes, parse_duration
 from transferkit.data.examples import ExampleSet
 from transferkit.errors import ConfigError
+from transferkit.strategies.auto_choice import Candidate, auto_val_fraction, challenger_wins
 
 CANDIDATES = ("probe", "lp-ft", "lora", "full")
 FEW_SHOT_PER_CLASS = 64  # at most this many training rows per class (on average): contrastive joins the candidates
@@ -113,6 +116,30 @@ def _warm_imports() -> None:
             importlib.import_module(name)
         except ImportError:  # optional for some modalities: the fit that needs it says so
             pass
+
+
+def _validation_rows(params: dict[str, Any], train: ExampleSet, val: ExampleSet | None):
+    """(params with auto's validation share, the validation rows every candidate will score on): the rows a single
+    fit with those params holds out (same split, same seed), or `val` as given."""
+    from transferkit.training.fit import _split_data
+
+    config = RunConfig.from_dict(params)
+    if val is None:
+        rows = min(len(train), config.data.max_train_rows or len(train))
+        params = {**params, "val_fraction": auto_val_fraction(config.data.val_fraction, rows)}
+        config = RunConfig.from_dict(params)
+    return params, _split_data(config, train, val, None)[1]
+
+
+def _evidence(strategy: str, fitted: Any, val: ExampleSet | None) -> Candidate:
+    """The candidate's validation score and, for single-label classification, its per-row evidence on `val`."""
+    score = _validation_score(fitted.run_info_, fitted.config_)
+    if val is None or fitted.task_.name != "classification":
+        return Candidate(strategy, score)
+    import numpy as np
+
+    probs = fitted._probabilities(val.inputs, cached=True)
+    return Candidate.from_probabilities(strategy, score, probs, np.asarray(fitted.task_.targets(val)))
 
 
 def _validation_score(info: dict[str, Any], config: RunConfig) -> float | None:
@@ -220,6 +247,7 @@ def fit_auto(
     started = time.perf_counter()
     config = RunConfig.from_dict(params)
     _check_request(config, train, val, module)
+    params, shared_val = _validation_rows(params, train, val)
     budget = parse_duration(config.strategy.time_budget)
     memory_budget = parse_bytes(config.strategy.memory_budget)
     capped = min(len(train), config.data.max_train_rows or len(train))
@@ -252,17 +280,18 @@ def fit_auto(
                 train, val=val, verbose=verbose, checkpoint_dir=sub_dir, resume=resume, on_epoch=on_epoch
             )
         first = first or fitted
-        score = _validation_score(fitted.run_info_, fitted.config_)
         seconds = round(time.perf_counter() - run_started, 3)
-        runs.append({"strategy": strategy, "seconds": seconds, **memory.record(), "val_score": score})
-        if best is None or (score is not None and (best[1] is None or score > best[1])):
-            if best is not None:
-                reasons.append(f"{strategy} kept: validation {config.train.metric} {score} > {best[1]} ({best[0]})")
-            best = (strategy, score, fitted)
-        else:
-            reasons.append(f"{strategy} not kept: validation {score} <= {best[1]} ({best[0]})")
-    chosen, _, fitted = best
-    reasons.append(f"chose {chosen}: best validation score among {[r['strategy'] for r in runs]}")
+        evidence = _evidence(strategy, fitted, shared_val)
+        runs.append({"strategy": strategy, "seconds": seconds, **memory.record(), **evidence.record()})
+        if best is None:
+            best = (evidence, fitted)
+            continue
+        wins, why = challenger_wins(evidence, best[0], config.train.metric)
+        reasons.append(why)
+        if wins:
+            best = (evidence, fitted)
+    chosen, fitted = best[0].strategy, best[1]
+    reasons.append(f"chose {chosen} among {[r['strategy'] for r in runs]}")
     for name in ("config_", "model_", "labels_", "task_", "device_", "run_info_", "tracking_"):
         setattr(tuner, name, getattr(fitted, name))
     tuner.run_info_["data_checks"] = first.run_info_.get("data_checks")
@@ -272,6 +301,7 @@ def fit_auto(
         "pilots": pilots,
         "runs": runs,
         "chosen": chosen,
+        "val_rows": len(shared_val) if shared_val is not None else 0,
         "reasons": reasons,
         "wall_s": round(time.perf_counter() - started, 3),
     }
