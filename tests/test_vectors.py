@@ -260,7 +260,7 @@ def test_non_finite_features_name_rows_and_columns(value):
 
 def test_nan_cell_in_a_csv_names_the_column(tmp_path):
     (tmp_path / "d.csv").write_text("a,b,label\n1,2,x\n3,,y\n5,6,x\n")
-    with pytest.raises(DataError, match=r"rows 1; columns b"):
+    with pytest.raises(DataError, match=r"rows 2; columns b"):  # table rows count from 1, as in other messages
         tk.load_examples(tmp_path / "d.csv")
 
 

@@ -159,7 +159,9 @@ class FineTuner:
         started = time.perf_counter()
         log = _stderr if verbose else None
         checks = _check_before_training(config, train_set, val_set, log) if config.data.check_data else None
-        tracking = _start_tracking(config, checkpoint_dir)
+        from transferkit.training.distributed import is_main
+
+        tracking = _start_tracking(config, checkpoint_dir) if is_main() else None  # rank 0 reports for all
         hooks = [hook for hook in (tracking.log_epoch if tracking else None, on_epoch) if hook]
         each_epoch = (lambda phase, row: [hook(phase, row) for hook in hooks]) if hooks else None
         run = fit_run(config, train_set, val_set, log, checkpoint_dir, resume, module, on_epoch=each_epoch)
@@ -258,6 +260,22 @@ class FineTuner:
         self._check_fitted()
         return self.task_.predict(self._probabilities(self.read_inputs(inputs, text=text)))
 
+    def predict_file(
+        self,
+        data: str | Path,
+        output: str | Path,
+        *,
+        chunk_rows: int = 10_000,
+        text: str | None = None,
+        progress: bool = True,
+    ) -> int:
+        """Predict every row of a .csv/.tsv/.jsonl/.parquet file into `output` (.csv/.tsv/.parquet) `chunk_rows` rows
+        at a time, so memory stays bounded whatever the file size; the output appears only when complete. The
+        columns are those of `transferkit predict --output`; returns the number of rows written."""
+        from transferkit.predictions import predict_file
+
+        return predict_file(self, data, output, chunk_rows=chunk_rows, text=text, progress=progress)
+
     @property
     def classes_(self) -> list[Any]:
         """The classes (classification) or the labels (multilabel), in the order of predict_proba's columns."""
@@ -325,6 +343,7 @@ class FineTuner:
         check = check_inputs or self.run_info_.get("check_inputs") or ["a short example", "another, longer example"]
         manifest = {
             **{k: v for k, v in self.run_info_.items() if k != "check_inputs"},
+            "trust_remote_code": self.config_.backbone.trust_remote_code,  # load asks for it again (see `load`)
             "labels": list(self.labels_),
             "config": self.config_.to_dict(),
         }
@@ -366,7 +385,7 @@ def _token_counting(config: RunConfig, train: ExampleSet) -> dict[str, Any]:
     if train.modality != "text":
         return {}
     try:
-        found = token_counter(config.backbone.backbone or DEFAULT_BACKBONES["text"])
+        found = token_counter(config.backbone.backbone or DEFAULT_BACKBONES["text"], config.backbone.trust_remote_code)
     except TransferkitError:
         return {}  # building the backbone names the problem, with its own message
     if found is None:
@@ -391,15 +410,23 @@ def _file_source(data: Any) -> str | None:
     return str(Path(data).resolve()) if isinstance(data, (str, Path)) and Path(data).exists() else None
 
 
-def load(directory: str | Path, device: str = "auto", module: Any = None, runtime: str = "torch") -> FineTuner:
+def load(
+    directory: str | Path,
+    device: str = "auto",
+    module: Any = None,
+    runtime: str = "torch",
+    trust_remote_code: bool = False,
+) -> FineTuner:
     """Load a saved run directory; predictions are identical to the model that was saved.
 
     `module`: for a run whose backbone was a custom `torch.nn.Module` class, a fresh instance of that class
     (transferkit never unpickles code, so it cannot rebuild such a class from files alone).
     `runtime`: "torch", or "onnx" / "onnx-int8" to predict through ONNX Runtime on CPU with the run's exported
     model.onnx / model.int8.onnx (`transferkit export DIR --format onnx`); preprocessing and decoding are shared.
+    `trust_remote_code`: needed again for a run trained with it (its backbone runs Python code of its own).
     """
     from transferkit.backbones import rebuild_backbone
+    from transferkit.backbones.safety import check_run_trusted
     from transferkit.export.artifact import BACKBONE_DIR, load_weights, read_manifest
     from transferkit.export.onnx_runtime import check_runtime, runner_for
     from transferkit.heads import build_head
@@ -410,15 +437,16 @@ def load(directory: str | Path, device: str = "auto", module: Any = None, runtim
 
     directory = Path(directory)
     manifest = read_manifest(directory)
+    check_run_trusted(directory, manifest, trust_remote_code)
     runner = runner_for(directory, check_runtime(runtime), manifest)  # before the weights: a missing file fails fast
     if manifest.get("task") == "generation":
         from transferkit.generation.tuner import GenerativeFineTuner
 
-        return GenerativeFineTuner.load_run(directory, manifest, device)
+        return GenerativeFineTuner.load_run(directory, manifest, device, trust_remote_code)
     config = RunConfig.from_dict(manifest["config"])
     labels = manifest["labels"]
     task = task_from_manifest(config, manifest)
-    backbone = rebuild_backbone(directory / BACKBONE_DIR, manifest["backbone"], module)
+    backbone = rebuild_backbone(directory / BACKBONE_DIR, manifest["backbone"], module, trust_remote_code)
     model = TransferModel(backbone, build_head(config.head, backbone.num_features, task.num_outputs))
     if not manifest.get("strategy_info", {}).get("merged", False):
         build_strategy(config.strategy.strategy).setup(model, config)  # e.g. re-create unmerged adapters

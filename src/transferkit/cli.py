@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -139,10 +140,11 @@ HEADLINE_KEYS = (
 
 def _write_eval(run_dir: Path, data_path: str, metrics: dict[str, Any]) -> Path:
     from transferkit.export.artifact import read_manifest, update_manifest
+    from transferkit.export.atomic import write_bytes
 
     path = run_dir / f"eval_{Path(data_path).stem}.json"
     source = str(Path(data_path).resolve()) if Path(data_path).exists() else str(data_path)
-    path.write_text(json.dumps({"data": source, **metrics}, indent=2) + "\n")
+    write_bytes(path, json.dumps({"data": source, **metrics}, indent=2) + "\n")
     recorded = read_manifest(run_dir).get("metrics") or {}
     if metrics.get("task") == "generation":  # each model's scores, without the generated texts
         headline = {
@@ -159,22 +161,110 @@ def _write_eval(run_dir: Path, data_path: str, metrics: dict[str, Any]) -> Path:
 def cmd_fit(args: argparse.Namespace) -> int:
     import transferkit as tk
     from transferkit.cli_report import write_report
-    from transferkit.export.artifact import prepare_run_dir
+    from transferkit.export.artifact import discard_unstarted_run, prepare_run_dir
+    from transferkit.training.run_lock import run_lock
 
     values = _config_values(args)
     if not args.data:
         raise TransferkitError("No training data: pass --data train.csv (or set `data:` in the --config file).")
     if not args.out:
         raise TransferkitError("No output directory: pass --out runs/NAME (where the trained model is saved).")
-    checkpoints = prepare_run_dir(args.out, args.overwrite, args.resume)  # fail before training, not after
-    model = tk.FineTuner(**values).fit(args.data, val=args.val, checkpoint_dir=checkpoints, resume=args.resume)
-    out = model.save(args.out, overwrite=True)  # replaces the checkpoints (and the old run, if --overwrite)
-    print(f"saved run to {out}", file=sys.stderr)
-    if args.test:
-        metrics = model.evaluate(args.test)
-        _print_eval(metrics, args.json)
-        _write_eval(out, args.test, metrics)
-        write_report(out)
+    from transferkit.training.distributed import is_main
+
+    if not is_main():  # a worker of a multi-process fit: rank 0 holds the lock and writes; this one trains
+        return _fit_worker(args, values)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(run_lock(args.out))  # one fit per --out at a time; a killed holder's lock dies with it
+            checkpoints = prepare_run_dir(args.out, args.overwrite, args.resume)  # fail before training, not after
+        except BaseException:
+            _release_workers(False)  # the other processes of a multi-process fit stop too
+            raise
+        _release_workers(True)
+        try:
+            model = tk.FineTuner(**values).fit(args.data, val=args.val, checkpoint_dir=checkpoints, resume=args.resume)
+        except BaseException:
+            discard_unstarted_run(args.out)  # a fit that failed before its first checkpoint left nothing to resume
+            raise
+        out = model.save(args.out, overwrite=True)  # replaces the checkpoints (and the old run, if --overwrite)
+        print(f"saved run to {out}", file=sys.stderr)
+        if args.test:
+            metrics = model.evaluate(args.test)
+            _print_eval(metrics, args.json)
+            _write_eval(out, args.test, metrics)
+            write_report(out)
+    return 0
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """The subcommand; in a worker process of predict/evaluate, with the rows shared between the processes."""
+    from transferkit.training.distributed import all_ranks, init_from_env, is_main, launched
+
+    if not launched():
+        return args.func(args)
+    init_from_env()
+    if args.func.__name__ not in ("cmd_predict", "cmd_evaluate"):
+        return args.func(args)
+    if getattr(args, "protocol", None) == "kshot":
+        raise TransferkitError("--protocol kshot trains many small models: run it in one process (drop --nproc).")
+    with all_ranks():  # every process runs the same inference calls; rank 0 prints and writes
+        return args.func(args) if is_main() else _inference_worker(args)
+
+
+def _inference_worker(args: argparse.Namespace) -> int:
+    """Ranks > 0 of predict/evaluate: the same inference calls as rank 0, with nothing printed or written."""
+    import io
+    import tempfile
+
+    import transferkit as tk
+
+    if args.func.__name__ == "cmd_evaluate":
+        model = tk.load(args.run, trust_remote_code=getattr(args, "trust_remote_code", False))
+        model.evaluate(args.data, text=getattr(args, "text_column", None), label=getattr(args, "label_column", None))
+        return 0
+    with tempfile.TemporaryDirectory() as scratch, contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stderr(io.StringIO()):
+            if args.output:  # rank 0 writes the real file
+                args.output = str(Path(scratch) / Path(args.output).name)
+            return args.func(args)
+
+
+def add_nproc_argument(parser) -> None:
+    """--nproc for the commands that run data-parallel (fit, evaluate, predict)."""
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run in N processes on this machine (PyTorch DDP, gloo on CPU / NCCL on GPUs; cores/N threads each). "
+        "Same result as 1 process; for several machines use torchrun --nnodes ... -m transferkit (see README)",
+    )
+
+
+def _release_workers(ok: bool = True) -> None:
+    """Rank 0 tells the other processes (waiting in `_fit_worker`) whether --out was prepared."""
+    from transferkit.training.distributed import world
+
+    if world()[1] > 1:
+        import torch.distributed as dist
+
+        dist.broadcast_object_list([ok], src=0)
+
+
+def _fit_worker(args: argparse.Namespace, values: dict[str, Any]) -> int:
+    """Ranks > 0 of `fit`: wait until rank 0 has checked and prepared --out, train alongside it, write nothing."""
+    import torch.distributed as dist
+
+    import transferkit as tk
+    from transferkit.export.artifact import CHECKPOINTS
+
+    ready = [None]
+    dist.broadcast_object_list(ready, src=0)
+    if not ready[0]:
+        return 2
+    tk.FineTuner(**values).fit(
+        args.data, val=args.val, checkpoint_dir=Path(args.out) / CHECKPOINTS, resume=args.resume, verbose=False
+    )
     return 0
 
 
@@ -189,7 +279,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return run_kshot(args, _config_values(args))
     if not args.run:
         raise TransferkitError("Which run? transferkit evaluate runs/NAME --data test.csv (or --protocol kshot).")
-    model = tk.load(args.run)
+    model = tk.load(args.run, trust_remote_code=getattr(args, "trust_remote_code", False))
     metrics = model.evaluate(
         args.data, text=getattr(args, "text_column", None), label=getattr(args, "label_column", None)
     )
@@ -204,7 +294,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_rerun(args: argparse.Namespace) -> int:
     from transferkit.evaluation.rerun import rerun
 
-    report = rerun(args.run, args.out, args.tolerance, log=lambda line: print(line, file=sys.stderr))
+    report = rerun(
+        args.run,
+        args.out,
+        args.tolerance,
+        log=lambda line: print(line, file=sys.stderr),
+        trust_remote_code=args.trust_remote_code,
+    )
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
     return 0 if report.ok else 1
 
@@ -263,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--test", help="test data: evaluated after training, written to the run directory")
     fit.add_argument("--out", help="run directory to create (refused if it holds a run, unless --overwrite)")
     fit.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    add_nproc_argument(fit)
     fit.add_argument(
         "--resume", action="store_true", help="continue an interrupted run in --out from its last checkpoint"
     )
@@ -289,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="single: score RUN on --data; kshot: train on K-per-class draws of --data, score on --test",
     )
     ev.add_argument("--json", action="store_true", help="print all metrics as JSON instead of a table")
+    add_nproc_argument(ev)
     ev.add_argument("--config", help="YAML/JSON file with training options for --protocol kshot")
     add_kshot_arguments(ev)
     _add_config_flags(ev)
@@ -329,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--out", help="also save the retrained run here (default: nothing is written)")
     rr.add_argument("--tolerance", type=float, default=1e-6, help="largest metric difference still called a match")
     rr.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    from transferkit.cli_predict import add_trust_argument
+
+    add_trust_argument(rr)
     rr.set_defaults(func=cmd_rerun)
 
     bb = sub.add_parser("backbones", help="list the backbones available offline")
@@ -343,15 +444,39 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from transferkit.export.manifest import record_command
 
-    record_command(sys.argv[1:] if argv is None else argv)
+    command = sys.argv[1:] if argv is None else list(argv)
+    record_command(command)
+    from transferkit.training.distributed import is_main, launched
+
     try:
-        return args.func(args)
+        if getattr(args, "nproc", 1) > 1 and not launched():  # start the workers; each runs this command alone
+            from transferkit.training.launch import launch, strip_nproc
+
+            return launch(strip_nproc(command), args.nproc)
+        return _run_command(args)
     except TransferkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if is_main():  # workers mostly meet the same error: rank 0 says it; the launcher tells another's
+            print(f"error: {exc}", file=sys.stderr)
+        else:
+            from transferkit.training.launch import record_worker_error
+
+            record_worker_error(exc)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as exc:
+        if launched() and _lost_a_peer(exc):
+            return 3  # another process died mid-collective: the launcher reports which one, and why
+        raise
+
+
+def _lost_a_peer(exc: RuntimeError) -> bool:
+    """A collective failed because another process of the run is gone (gloo / NCCL connection errors)."""
+    text = str(exc)
+    return type(exc).__name__ == "DistBackendError" or any(
+        sign in text for sign in ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
+    )
 
 
 if __name__ == "__main__":

@@ -38,6 +38,9 @@ def add_parser(sub) -> None:
     ex.add_argument("--parity-examples", type=int, default=256, help="check parity on the first N examples")
     ex.add_argument("--max-rows", type=int, default=2000, help="score fp32 vs int8 on the first N rows")
     ex.add_argument("--json", action="store_true", help="print the manifest's onnx record as JSON")
+    from transferkit.cli_predict import add_trust_argument
+
+    add_trust_argument(ex)
     ex.set_defaults(func=cmd_export)
 
 
@@ -47,7 +50,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     config = OnnxExportConfig(
         opset=args.opset, quantize=args.quantize, parity_examples=args.parity_examples, max_rows=args.max_rows
     )
-    record = export_onnx(args.run, data=args.data, config=config, log=lambda line: print(line, file=sys.stderr))
+    record = export_onnx(
+        args.run,
+        data=args.data,
+        config=config,
+        log=lambda line: print(line, file=sys.stderr),
+        trust_remote_code=args.trust_remote_code,
+    )
     if args.json:
         print(json.dumps(record, indent=2))
         return 0

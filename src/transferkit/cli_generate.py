@@ -42,6 +42,9 @@ def add_parser(sub) -> None:
     ge.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold (with --sample)")
     ge.add_argument("--seed", type=int, help="seed for --sample (same seed, same answers)")
     ge.add_argument("--system-prompt", help="system message for a base model (runs keep their own)")
+    from transferkit.cli_predict import add_trust_argument
+
+    add_trust_argument(ge)
     ge.set_defaults(func=cmd_generate)
 
 
@@ -99,11 +102,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not args.sample and (args.temperature != 1.0 or args.top_p != 1.0):
         raise TransferkitError("--temperature and --top-p apply only when sampling: add --sample.")
     if is_run_dir(args.run):
-        model = tk.load(args.run)
+        model = tk.load(args.run, trust_remote_code=args.trust_remote_code)
         if not hasattr(model, "generate"):
             raise TransferkitError(f"{args.run} is a classifier, not a generative run: use `transferkit predict`.")
     else:  # a base model by name or directory: see what it does before fine-tuning
-        model = tk.GenerativeFineTuner.from_base(args.run, system_prompt=args.system_prompt)
+        model = tk.GenerativeFineTuner.from_base(
+            args.run, system_prompt=args.system_prompt, trust_remote_code=args.trust_remote_code
+        )
     settings = {
         "max_new_tokens": args.max_new_tokens,
         "do_sample": args.sample,

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from transferkit.data.chunks import DEFAULT_CHUNK_ROWS
 from transferkit.errors import TransferkitError
+from transferkit.predictions import input_column, prediction_frame
 
 EPILOG = """examples:
   transferkit predict runs/demo "what a great film" "awful"
@@ -31,7 +33,17 @@ def add_parser(sub) -> None:
     pr.add_argument("--text-column", help="text column of --data (guessed when obvious)")
     pr.add_argument("--output", help="write predictions to this .csv or .parquet file")
     pr.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    pr.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=DEFAULT_CHUNK_ROWS,
+        help="with --data FILE --output: rows read, predicted and written at a time (memory stays bounded by it)",
+    )
     add_runtime_argument(pr)
+    add_trust_argument(pr)
+    from transferkit.cli import add_nproc_argument
+
+    add_nproc_argument(pr)
     pr.set_defaults(func=cmd_predict)
 
 
@@ -47,6 +59,16 @@ def add_runtime_argument(parser) -> None:
     )
 
 
+def add_trust_argument(parser) -> None:
+    """--trust-remote-code for the commands that load a saved run or a model directory (off unless given)."""
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let the run's model run Python code of its own (auto_map); needed again for runs trained with it. "
+        "Only for code you trust",
+    )
+
+
 def _numbers(row: str) -> list[float]:
     try:
         return [float(v) for v in row.replace(";", ",").split(",")]
@@ -56,30 +78,11 @@ def _numbers(row: str) -> list[float]:
         ) from None
 
 
-def prediction_frame(model, inputs: list[Any], column: str, shown: list[str]):
-    """(predictions as a DataFrame, the one-line form of each): label + probabilities, label sets or values."""
-    import pandas as pd
+def _is_table(source: Any) -> bool:
+    """A table file (CSV, TSV, JSON lines, Parquet, ...); not an image folder or a .npy/.npz array file."""
+    from transferkit.data.tables import SUFFIXES
 
-    task = model.task_
-    if task.name == "regression":
-        values = model.predict(inputs)
-        frame = pd.DataFrame({column: shown, "prediction": values})
-        return frame, [f"{v:.6g}" for v in values]
-    probabilities = model.predict_proba(inputs)
-    labels = model.classes_
-    if task.name == "multilabel":
-        separator = model.config_.task.label_separator
-        chosen = [separator.join(map(str, row)) for row in task.predict(probabilities)]
-        frame = pd.DataFrame({column: shown, "labels": chosen})
-        lines = [c or "(none)" for c in chosen]
-    else:
-        top = probabilities.argmax(axis=1)
-        best = probabilities.max(axis=1)
-        frame = pd.DataFrame({column: shown, "label": [labels[i] for i in top], "probability": best})
-        lines = [f"{labels[i]}\t{p:.3f}" for i, p in zip(top, best)]
-    for j, name in enumerate(labels):
-        frame[f"p_{name}"] = probabilities[:, j]
-    return frame, lines
+    return isinstance(source, Path) and source.suffix.lower() in SUFFIXES and not source.is_dir()
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -89,7 +92,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise TransferkitError(
             'Nothing to predict: give inputs (transferkit predict RUN "some text", or image paths) or --data FILE/FOLDER.'
         )
-    model = tk.load(args.run, runtime=args.runtime)
+    model = tk.load(args.run, runtime=args.runtime, trust_remote_code=args.trust_remote_code)
     if hasattr(model, "generate"):  # a generative run: predicting is generating
         from transferkit.cli_generate import print_generations
 
@@ -99,15 +102,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.inputs and model.modality_ == "vector":  # rows given on the command line: "0.1,2.5,3"
         source = [_numbers(row) for row in args.inputs]
 
+    if args.output and _is_table(source):  # streamed: read, predict and write a chunk at a time
+        rows = model.predict_file(source, args.output, chunk_rows=args.chunk_rows, text=args.text_column)
+        print(f"wrote {rows} predictions to {args.output}", file=sys.stderr)
+        return 0
     inputs = model.read_inputs(source, text=args.text_column)
-    vectors = model.modality_ == "vector"
-    shown = [str(i + 1) if vectors else str(x) for i, x in enumerate(inputs)]
-    column = "row" if vectors else model.modality_  # "text" or "image"; feature vectors by row number
+    column, shown = input_column(model, inputs)  # "text", "image", "audio"; feature vectors by row number
     frame, lines = prediction_frame(model, inputs, column, shown)
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        writer = frame.to_parquet if str(args.output).endswith(".parquet") else frame.to_csv
-        writer(args.output, index=False)
+        from transferkit.data.table_writer import table_writer
+
+        with table_writer(args.output) as sink:
+            sink.write(frame)
         print(f"wrote {len(frame)} predictions to {args.output}", file=sys.stderr)
     elif args.json:
         print(frame.to_json(orient="records", lines=True, force_ascii=False))

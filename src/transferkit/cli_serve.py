@@ -26,7 +26,7 @@ and /docs included. Binds 127.0.0.1 unless --host says otherwise. Ctrl-C / SIGTE
 
 def add_parser(sub) -> None:
     from transferkit.cli import _field_help, _parse_value
-    from transferkit.cli_predict import add_runtime_argument
+    from transferkit.cli_predict import add_runtime_argument, add_trust_argument
     from transferkit.serving.config import ServeConfig
 
     serve = sub.add_parser(
@@ -45,6 +45,7 @@ def add_parser(sub) -> None:
     )
     serve.add_argument("--name", help="the model's name on the page and in /metadata (default: the run's folder)")
     add_runtime_argument(serve)
+    add_trust_argument(serve)
     serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     group = serve.add_argument_group("limits and batching")
     helps = _field_help(ServeConfig)
@@ -72,7 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     names = {f.name for f in dataclasses.fields(ServeConfig)} - {"token"}
     options = {k: v for k, v in vars(args).items() if k in names}
     config = ServeConfig.from_dict({**options, "token": args.token or None})
-    model = tk.load(args.run, runtime=args.runtime)
+    model = tk.load(args.run, runtime=args.runtime, trust_remote_code=args.trust_remote_code)
     name = args.name or Path(args.run).resolve().name
     print(f"serving {name} on http://{args.host}:{args.port} (docs: /docs)", file=sys.stderr)
     serve(model, config, args.host, args.port, name=name, log_level=args.log_level)

@@ -25,6 +25,7 @@ POOLINGS = ("mean", "cls")
 HEADS = ("linear", "mlp")
 SCHEDULES = ("linear", "cosine", "constant")
 METRICS = ("accuracy", "macro_f1")
+MIXED_PRECISION = ("no", "bf16", "fp16")
 TRACKERS = ("tensorboard", "mlflow")
 BATCHNORM_MODES = ("frozen", "train")
 TASKS = ("classification", "multilabel", "regression", "generation")
@@ -117,6 +118,7 @@ class BackboneConfig:
     max_length: int | None = None  # tokens per text; None: the model's own limit (256 for MiniLM)
     output_layer: str | None = None  # a user module's output layer to remove (submodule name); None: the last Linear
     image_size: int | None = None  # user image modules: input size in pixels (None: 224); ImageNet mean/std
+    trust_remote_code: bool = False  # let a model directory run its own Python code (auto_map): only for code you trust
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -228,6 +230,8 @@ class TrainConfig:
     batchnorm: str = (
         "frozen"  # "frozen": BatchNorm keeps its pretrained statistics while fine-tuning; "train": updates them
     )
+    fsdp: bool = False  # with several processes: shard the model's weights, gradients and optimizer state (FSDP2)
+    mixed_precision: str = "no"  # "bf16" (CPUs and GPUs that have it) or "fp16" (GPUs, with loss scaling); "no": fp32
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -251,6 +255,11 @@ class TrainConfig:
         _check(problems, self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         _check(problems, self.grad_accum_steps >= 1, f"grad_accum_steps must be >= 1, got {self.grad_accum_steps}")
         _check(problems, self.metric in METRICS, f"metric must be one of {METRICS}, got {self.metric!r}")
+        _check(
+            problems,
+            self.mixed_precision in MIXED_PRECISION,
+            f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}",
+        )
         unknown = set((self.report_to or "").replace(" ", "").split(",")) - {"", *TRACKERS}
         _check(
             problems,
@@ -337,7 +346,9 @@ class RunConfig:
         import hashlib
 
         values = self.to_dict()
-        values["train"] = {k: v for k, v in values["train"].items() if k not in ("checkpoint_steps", "eval_batch_size")}
+        where = ("checkpoint_steps", "eval_batch_size", "fsdp")  # how and where it runs, not what it learns
+        values["train"] = {k: v for k, v in values["train"].items() if k not in where}
+        values["backbone"].pop("trust_remote_code")  # a permission, not a setting: the same weights either way
         return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def to_flat_dict(self) -> dict[str, Any]:

@@ -28,8 +28,29 @@ class BackboneError(TransferkitError, ValueError):
     """A backbone name or path cannot be resolved or loaded."""
 
 
+class UnsafeLoadError(BackboneError):
+    """Loading would run code the user did not opt into: a pickle that is not a plain state dict, or a model's
+    own Python code without trust_remote_code."""
+
+
 class ArtifactError(TransferkitError, OSError):
     """A run directory cannot be written or does not hold a valid transferkit artifact."""
+
+
+class DiskWriteError(TransferkitError, OSError):
+    """A file could not be written: the disk is full or read-only, or the path is not writable. The message names
+    the path and the fix; `errno` and `filename` are those of the OSError behind it."""
+
+    def __init__(self, number: int, message: str, path: str) -> None:
+        super().__init__(number, message, path)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class RunLockedError(ArtifactError):
+    """Another process is writing the same run directory (it holds the run's lock file)."""
 
 
 class NotFittedError(TransferkitError, AttributeError):

@@ -182,6 +182,7 @@ def reinitialise(backbone, seed: int) -> None:
 def _load_backbone(name: str, **options: Any):
     from transferkit.backbones.hf_text import HFTextBackbone
 
+    trust = bool(options.get("trust_remote_code"))  # only model directories and hub ids can bring code of their own
     if name in BACKBONES:
         return BACKBONES.get(name)(**options)
     if name.startswith("random:"):  # the same architecture, fresh weights: what pretraining is worth
@@ -219,15 +220,16 @@ def _load_backbone(name: str, **options: Any):
         from transferkit.backbones.hf_audio_models import HFAudioBackbone, is_audio_model_directory
         from transferkit.backbones.hf_vision import HFVisionBackbone, is_vision_directory
 
+        named = {"name": str(path.resolve()), "trust_remote_code": trust}
         if is_whisper_directory(path):
-            return WhisperAudioBackbone.from_pretrained(path, name=str(path.resolve()), **_pick(options, AUDIO_OPTIONS))
+            return WhisperAudioBackbone.from_pretrained(path, **named, **_pick(options, AUDIO_OPTIONS))
         if is_audio_model_directory(path):  # before the vision check: these hold a preprocessor_config.json too
-            return HFAudioBackbone.from_pretrained(path, name=str(path.resolve()), **_pick(options, AUDIO_OPTIONS))
+            return HFAudioBackbone.from_pretrained(path, **named, **_pick(options, AUDIO_OPTIONS))
         if is_vision_directory(path):
-            return HFVisionBackbone.from_pretrained(path, name=str(path.resolve()), **_pick(options, IMAGE_OPTIONS))
-        return HFTextBackbone.from_pretrained(path, name=str(path.resolve()), **_pick(options, TEXT_OPTIONS))
-    if "/" in name and not name.startswith((".", "/", "~")) and name.count("/") == 1:
-        return HFTextBackbone.from_pretrained(name, **_pick(options, TEXT_OPTIONS))  # hub id; fails clearly offline
+            return HFVisionBackbone.from_pretrained(path, **named, **_pick(options, IMAGE_OPTIONS))
+        return HFTextBackbone.from_pretrained(path, **named, **_pick(options, TEXT_OPTIONS))
+    if "/" in name and not name.startswith((".", "/", "~")) and name.count("/") == 1:  # hub id; fails clearly offline
+        return HFTextBackbone.from_pretrained(name, trust_remote_code=trust, **_pick(options, TEXT_OPTIONS))
     raise BackboneError(
         f"Unknown backbone {name!r}: not a registered name and not an existing directory."
         f"{closest_match_hint(name, BACKBONES.names())} Available: {', '.join(BACKBONES.names())} "
@@ -236,10 +238,11 @@ def _load_backbone(name: str, **options: Any):
     )
 
 
-def rebuild_backbone(directory: Path, spec: dict[str, Any], module: Any = None):
+def rebuild_backbone(directory: Path, spec: dict[str, Any], module: Any = None, trust_remote_code: bool = False):
     """Rebuild a backbone's architecture from an artifact's saved files (weights are loaded afterwards).
 
     `module`: a fresh instance of a custom module class, which cannot be rebuilt from files alone.
+    `trust_remote_code`: let transformers run the saved backbone's own code (auto_map), as the run did.
     """
     from functools import partial
 
@@ -251,12 +254,13 @@ def rebuild_backbone(directory: Path, spec: dict[str, Any], module: Any = None):
     from transferkit.backbones.timm_vision import TimmBackbone
     from transferkit.backbones.torch_module import ImageModuleBackbone, ModuleBackbone
 
+    trust = {"trust_remote_code": trust_remote_code}
     sources = {
-        HFTextBackbone.source: HFTextBackbone.from_files,
+        HFTextBackbone.source: partial(HFTextBackbone.from_files, **trust),
         TimmBackbone.source: TimmBackbone.from_files,
-        HFVisionBackbone.source: HFVisionBackbone.from_files,
+        HFVisionBackbone.source: partial(HFVisionBackbone.from_files, **trust),
         WhisperAudioBackbone.source: WhisperAudioBackbone.from_files,
-        HFAudioBackbone.source: HFAudioBackbone.from_files,
+        HFAudioBackbone.source: partial(HFAudioBackbone.from_files, **trust),
         ResemblyzerBackbone.source: ResemblyzerBackbone.from_files,
         ModuleBackbone.source: partial(ModuleBackbone.from_files, module=module),
         ImageModuleBackbone.source: partial(ImageModuleBackbone.from_files, module=module),

@@ -41,17 +41,28 @@ class WhisperAudioBackbone(AudioInputs, nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, directory: str | Path, *, name: str | None = None, clip_seconds=None, augment=True, trim_silence=False
+        cls,
+        directory: str | Path,
+        *,
+        name: str | None = None,
+        clip_seconds=None,
+        augment=True,
+        trim_silence=False,
+        trust_remote_code: bool = False,
     ):
         """The encoder of a local Hugging Face Whisper directory (the decoder is dropped)."""
         from transformers import WhisperFeatureExtractor, WhisperModel
 
         from transferkit.backbones.hf_text import quiet_transformers
+        from transferkit.backbones.safety import check_remote_code, weight_options
 
         quiet_transformers()
         directory = Path(directory)
+        # transformers' own Whisper class runs no remote code; a directory asking for it is refused all the same
+        check_remote_code(directory, trust_remote_code)
+        weights = weight_options(directory)  # safetensors, or pickles that load weights-only
         try:
-            encoder = WhisperModel.from_pretrained(directory).get_encoder()
+            encoder = WhisperModel.from_pretrained(directory, **weights).get_encoder()
             features = WhisperFeatureExtractor.from_pretrained(directory)
         except (OSError, ValueError) as exc:
             raise BackboneError(f"Cannot load a Whisper model from {str(directory)!r}: {exc}") from None

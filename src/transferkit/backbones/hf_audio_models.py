@@ -101,19 +101,28 @@ class HFAudioBackbone(AudioInputs, nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, directory: str | Path, *, name: str | None = None, clip_seconds=None, augment=True, trim_silence=False
+        cls,
+        directory: str | Path,
+        *,
+        name: str | None = None,
+        clip_seconds=None,
+        augment=True,
+        trim_silence=False,
+        trust_remote_code: bool = False,
     ) -> HFAudioBackbone:
         """The base model (no head) and feature extractor of a local Hugging Face audio model directory."""
         from transformers import AutoFeatureExtractor, AutoModel
 
         from transferkit.backbones.hf_text import _weights_file_id, quiet_transformers
+        from transferkit.backbones.safety import pretrained_options
 
         quiet_transformers()
         directory = Path(directory)
         _check_model_type(_model_type(directory), str(directory))
+        options = pretrained_options(directory, trust_remote_code)  # refuses unsafe pickles and untrusted code
         try:
-            model = AutoModel.from_pretrained(directory)
-            features = AutoFeatureExtractor.from_pretrained(directory)
+            model = AutoModel.from_pretrained(directory, **options)
+            features = AutoFeatureExtractor.from_pretrained(directory, trust_remote_code=options["trust_remote_code"])
         except (OSError, ValueError) as exc:
             raise BackboneError(
                 f"Cannot load an audio model from {str(directory)!r}: {str(exc).splitlines()[0]}"
@@ -123,15 +132,18 @@ class HFAudioBackbone(AudioInputs, nn.Module):
         return backbone
 
     @classmethod
-    def from_files(cls, directory: Path, spec: dict[str, Any]) -> HFAudioBackbone:
+    def from_files(cls, directory: Path, spec: dict[str, Any], trust_remote_code: bool = False) -> HFAudioBackbone:
         """The architecture from saved config and extractor files; the caller loads the weights."""
         from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
         from transferkit.backbones.hf_text import quiet_transformers
+        from transferkit.backbones.safety import check_remote_code
 
         quiet_transformers()
-        model = AutoModel.from_config(AutoConfig.from_pretrained(directory))
-        features = AutoFeatureExtractor.from_pretrained(directory)
+        check_remote_code(directory, trust_remote_code)
+        trust = {"trust_remote_code": bool(trust_remote_code)}
+        model = AutoModel.from_config(AutoConfig.from_pretrained(directory, **trust), **trust)
+        features = AutoFeatureExtractor.from_pretrained(directory, **trust)
         return cls(
             model,
             features,
@@ -254,6 +266,9 @@ class HFAudioBackbone(AudioInputs, nn.Module):
         return self.audio_spec()
 
     def save_files(self, directory: Path) -> None:
+        from transferkit.backbones.safety import save_model_code
+
+        save_model_code(self._base(), directory)  # a trusted model's own code files, if it has any
         self._base().config.save_pretrained(directory)
         self.feature_extractor.save_pretrained(directory)
         (Path(directory) / AUDIO_CONFIG).write_text(json.dumps(self.spec(), indent=2) + "\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,14 @@ from torch import nn
 from transferkit.errors import BackboneError
 
 MAX_LENGTH_CAP = 512
+CHARS_PER_TOKEN_CAP = 128  # no tokenizer makes tokens this long: text beyond max_length * this is never read
+
+
+def clip_texts(texts: list[str], max_length: int) -> list[str]:
+    """Cut each text to `max_length * CHARS_PER_TOKEN_CAP` characters before tokenising: the tokens kept are the
+    same, and a 10 MB text no longer takes seconds to tokenise only to be truncated."""
+    limit = max(1, int(max_length)) * CHARS_PER_TOKEN_CAP
+    return [text[:limit] if len(text) > limit else text for text in texts]
 
 
 def quiet_transformers() -> None:
@@ -77,15 +86,24 @@ class HFTextBackbone(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, location: str | Path, *, name: str | None = None, pooling: str | None = None, max_length: int | None = None
+        cls,
+        location: str | Path,
+        *,
+        name: str | None = None,
+        pooling: str | None = None,
+        max_length: int | None = None,
+        trust_remote_code: bool = False,
     ) -> HFTextBackbone:
         from transformers import AutoModel, AutoTokenizer
 
+        from transferkit.backbones.safety import pretrained_options
+
         quiet_transformers()
         location = str(location)
+        options = pretrained_options(location, trust_remote_code)  # refuses unsafe pickles and untrusted code
         try:
-            tokenizer = AutoTokenizer.from_pretrained(location)
-            model = _without_pooler(AutoModel.from_pretrained, location)
+            tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=options["trust_remote_code"])
+            model = _without_pooler(partial(AutoModel.from_pretrained, **options), location)
         except (OSError, ValueError) as exc:
             offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
             hint = (
@@ -108,18 +126,23 @@ class HFTextBackbone(nn.Module):
         return backbone
 
     @classmethod
-    def from_files(cls, directory: Path, spec: dict[str, Any]) -> HFTextBackbone:
+    def from_files(cls, directory: Path, spec: dict[str, Any], trust_remote_code: bool = False) -> HFTextBackbone:
         """Rebuild the architecture (random weights) from saved config + tokenizer; weights load afterwards."""
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+        from transferkit.backbones.safety import check_remote_code
+
         quiet_transformers()
-        model = _without_pooler(AutoModel.from_config, AutoConfig.from_pretrained(directory))
-        tokenizer = AutoTokenizer.from_pretrained(directory)
+        check_remote_code(directory, trust_remote_code)
+        trust = {"trust_remote_code": bool(trust_remote_code)}
+        model = _without_pooler(partial(AutoModel.from_config, **trust), AutoConfig.from_pretrained(directory, **trust))
+        tokenizer = AutoTokenizer.from_pretrained(directory, **trust)
         return cls(model, tokenizer, spec["pooling"], spec["max_length"], spec["name"])
 
     # -- inputs -----------------------------------------------------------------------------------
     def encode(self, inputs: list[str]) -> list[list[int]]:
-        return self.tokenizer(list(inputs), truncation=True, max_length=self.max_length)["input_ids"]
+        texts = clip_texts(list(inputs), self.max_length)
+        return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
 
     def collate(self, items: list[list[int]]) -> dict[str, torch.Tensor]:
         """Pad to the longest item in the batch (dynamic padding)."""
@@ -160,5 +183,8 @@ class HFTextBackbone(nn.Module):
 
     def save_files(self, directory: Path) -> None:
         """The model's own config and tokenizer files (weights are saved by the artifact)."""
+        from transferkit.backbones.safety import save_model_code
+
+        save_model_code(self.model, directory)  # a trusted model's own code files, if it has any
         self.model.config.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)

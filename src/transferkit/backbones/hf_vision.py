@@ -66,16 +66,18 @@ class HFVisionBackbone(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, directory: str | Path, *, name: str | None = None, augment: bool = True
+        cls, directory: str | Path, *, name: str | None = None, augment: bool = True, trust_remote_code: bool = False
     ) -> HFVisionBackbone:
         from transformers import AutoImageProcessor, AutoModel
 
         from transferkit.backbones.hf_text import _weights_file_id, quiet_transformers
+        from transferkit.backbones.safety import pretrained_options
 
         quiet_transformers()
+        options = pretrained_options(directory, trust_remote_code)  # refuses unsafe pickles and untrusted code
         try:
-            processor = AutoImageProcessor.from_pretrained(directory)
-            model = AutoModel.from_pretrained(directory)
+            processor = AutoImageProcessor.from_pretrained(directory, trust_remote_code=options["trust_remote_code"])
+            model = AutoModel.from_pretrained(directory, **options)
         except (OSError, ValueError) as exc:
             raise BackboneError(
                 f"Cannot load an image model from {str(directory)!r}: {str(exc).splitlines()[0]}"
@@ -85,14 +87,18 @@ class HFVisionBackbone(nn.Module):
         return backbone
 
     @classmethod
-    def from_files(cls, directory: Path, spec: dict[str, Any]) -> HFVisionBackbone:
+    def from_files(cls, directory: Path, spec: dict[str, Any], trust_remote_code: bool = False) -> HFVisionBackbone:
         from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
         from transferkit.backbones.hf_text import quiet_transformers
+        from transferkit.backbones.safety import check_remote_code
 
         quiet_transformers()
-        model = AutoModel.from_config(AutoConfig.from_pretrained(directory))
-        return cls(model, AutoImageProcessor.from_pretrained(directory), spec["name"], spec.get("augment", True))
+        check_remote_code(directory, trust_remote_code)
+        trust = {"trust_remote_code": bool(trust_remote_code)}
+        model = AutoModel.from_config(AutoConfig.from_pretrained(directory, **trust), **trust)
+        processor = AutoImageProcessor.from_pretrained(directory, **trust)
+        return cls(model, processor, spec["name"], spec.get("augment", True))
 
     # -- inputs -----------------------------------------------------------------------------------
     def encode(self, inputs: list[Any]) -> list[Any]:
@@ -150,6 +156,9 @@ class HFVisionBackbone(nn.Module):
         return {"source": self.source, "name": self.name, "augment": self.augment}
 
     def save_files(self, directory: Path) -> None:
+        from transferkit.backbones.safety import save_model_code
+
+        save_model_code(self.model, directory)  # a trusted model's own code files, if it has any
         self.model.config.save_pretrained(directory)
         self.processor.save_pretrained(directory)
 

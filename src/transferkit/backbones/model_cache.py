@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from transferkit.errors import BackboneError
+from transferkit.export import atomic
 
 
 def cache_root() -> Path:
@@ -31,15 +31,16 @@ def cached_conversion(source: Path, name: str, convert: Callable[[Path], None], 
     final = cache_root() / f"{name}-{key.hexdigest()}"
     if (final / "model.safetensors").is_file():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    hint = ", or point TRANSFERKIT_CACHE at another disk"
+    if final.parent.is_dir():
+        atomic.remove_stale_temps(final.parent)  # conversions a killed process left half-done
+    with atomic.temp_directory(final, hint) as temp:
         convert(temp)
         try:
-            temp.rename(final)
+            if not (final / "model.safetensors").is_file():  # else a concurrent conversion won the race
+                atomic.swap_directory(temp, final, hint)
         except OSError:
-            if not (final / "model.safetensors").is_file():  # not a concurrent conversion that won the race
+            if not (final / "model.safetensors").is_file():
                 raise
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
+    shutil.rmtree(temp, ignore_errors=True)
     return final

@@ -27,6 +27,15 @@ def _vocab() -> list[str]:
     return specials + chars + ["##" + c for c in string.ascii_lowercase + string.digits] + WORDS
 
 
+def _save_model(model, directory: Path) -> None:
+    """config.json + model.safetensors, written by every process: transformers' save_pretrained writes nothing outside
+    rank 0 once a process group exists, and each worker of a multi-process test run builds its own copy."""
+    from safetensors.torch import save_file
+
+    model.config.to_json_file(directory / "config.json")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, directory / "model.safetensors")
+
+
 def tiny_bert_dir(seed: int = 0) -> Path:
     """Create (once) and return a directory holding a 2-layer, 32-wide random BERT and its tokenizer."""
     if seed in _DIRS:
@@ -53,7 +62,7 @@ def tiny_bert_dir(seed: int = 0) -> Path:
     )
     with torch.random.fork_rng():  # the caller's RNG stream (its seed) must not depend on whether this ran before
         torch.manual_seed(seed)
-        BertModel(config).save_pretrained(directory)
+        _save_model(BertModel(config), directory)
     (directory / "1_Pooling").mkdir()
     (directory / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
     _DIRS[seed] = directory
@@ -104,7 +113,7 @@ def tiny_whisper_dir(seed: int = 0) -> Path:
     directory = Path(tempfile.mkdtemp(prefix="transferkit-tiny-whisper-"))
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        WhisperModel(config).save_pretrained(directory)
+        _save_model(WhisperModel(config), directory)
     WhisperFeatureExtractor(feature_size=80, sampling_rate=16000).save_pretrained(directory)
     _DIRS[key] = directory
     return directory

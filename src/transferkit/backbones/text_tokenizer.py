@@ -57,7 +57,9 @@ def _tokenizer_source(name: str) -> tuple[str | None, int | None]:
     )
 
 
-def token_counter(backbone: str) -> tuple[Callable[[list[str]], list[int]], int] | None:
+def token_counter(
+    backbone: str, trust_remote_code: bool = False
+) -> tuple[Callable[[list[str]], list[int]], int] | None:
     """(count_tokens, max_length) of a text backbone: a registered name (minilm), a saved run, a local model
     directory or a cached hub id. Only the tokenizer loads. None when the backbone does not read text.
 
@@ -68,11 +70,13 @@ def token_counter(backbone: str) -> tuple[Callable[[list[str]], list[int]], int]
         return None
     from transformers import AutoTokenizer
 
-    from transferkit.backbones.hf_text import default_max_length, quiet_transformers
+    from transferkit.backbones.hf_text import clip_texts, default_max_length, quiet_transformers
+    from transferkit.backbones.safety import pretrained_options
 
     quiet_transformers()
+    options = pretrained_options(source, trust_remote_code, weights=False)  # a tokenizer may bring code too
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source, **options)
     except (OSError, ValueError) as exc:
         raise BackboneError(
             f"Cannot load the tokenizer of {backbone!r}: {str(exc).splitlines()[0]} Pass a registered text backbone "
@@ -80,7 +84,7 @@ def token_counter(backbone: str) -> tuple[Callable[[list[str]], list[int]], int]
         ) from None
     max_length = int(max_length or default_max_length(Path(source), tokenizer))
 
-    def count_tokens(texts: list[str]) -> list[int]:
-        return [len(ids) for ids in tokenizer(list(texts), truncation=False)["input_ids"]]
+    def count_tokens(texts: list[str]) -> list[int]:  # far beyond max_length, only "too long" matters: clipped
+        return [len(ids) for ids in tokenizer(clip_texts(list(texts), max_length), truncation=False)["input_ids"]]
 
     return count_tokens, max_length

@@ -29,17 +29,9 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise BackboneError(f"Weights file {str(path)!r} does not exist.")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    from transferkit.backbones.safety import read_state_dict
 
-        return load_file(str(path))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise BackboneError(
-            f"Cannot load {str(path)!r} safely ({str(exc).splitlines()[0]}). Only plain state dicts are loaded "
-            "(weights_only=True); convert the file to .safetensors."
-        ) from None
+    state = read_state_dict(path)  # a pickle that is not a plain state dict is refused, with how to convert it
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     return state

@@ -193,6 +193,8 @@ def _decode_file(path: Path, max_seconds: float | None) -> tuple[Any, int]:
         raise _Unreadable("the file does not exist")
     if path.is_dir():
         raise _Unreadable("it is a folder, not an audio file")
+    if not path.is_file():  # a named pipe would block open() forever
+        raise _Unreadable("it is not a regular file (a named pipe, socket or device)")
     try:
         with open(path, "rb") as handle:
             if path.stat().st_size == 0:
@@ -217,7 +219,8 @@ def _decode_stream(handle: Any, max_seconds: float | None) -> tuple[Any, int]:
                 raise _TooLong(declared / rate)
             data = sound.read(dtype="float32", always_2d=True)
     except (soundfile.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
-        raise _Unreadable(f"it is corrupt or not in a supported audio format ({exc})") from None
+        reason = getattr(exc, "error_string", None) or exc  # without "Error opening <_io.BufferedReader ...>"
+        raise _Unreadable(f"it is corrupt or not in a supported audio format ({reason})") from None
     if declared > 0 and len(data) < declared * (1 - _SHORTFALL):
         raise _Unreadable(f"the file is truncated: its header declares {declared} frames but only {len(data)} decode")
     return _to_mono(data, channel_axis=1), rate  # libsndfile gives (frames, channels)

@@ -27,7 +27,7 @@ def short(examples: ExampleSet, index: int, width: int = 60) -> str:
     """An input as a short line: the text's start, a file's name, or `image #n` for in-memory data."""
     item = examples.inputs[index]
     if examples.modality == "text":
-        text = " ".join(item.split())
+        text = " ".join(item[: width * 8].split())  # the start is all that shows (a text may be 10 MB)
         return text if len(text) <= width else text[: width - 1] + "…"
     if examples.modality == "vector":
         values = [f"{float(v):.3g}" for v in list(item)[:4]]

@@ -81,12 +81,15 @@ class ExampleSet:
         return dict(sorted(counts.items(), key=lambda kv: str(kv[0])))
 
 
-def _pick_column(columns: list[str], wanted: str | None, candidates: tuple[str, ...], role: str, flag: str) -> str:
+def _pick_column(
+    columns: list[str], wanted: str | None, candidates: tuple[str, ...], role: str, flag: str, source: str = ""
+) -> str:
+    where = f"{source}: " if source else ""
     if wanted is not None:
         if wanted in columns:
             return wanted
         raise DataError(
-            f"Column {wanted!r} (the {role} column) is not in the data.{closest_match_hint(wanted, columns)} "
+            f"{where}Column {wanted!r} (the {role} column) is not in the data.{closest_match_hint(wanted, columns)} "
             f"Columns found: {', '.join(map(repr, columns))}. Pass the right name with {flag}."
         )
     lowered = {str(c).lower(): c for c in columns}
@@ -94,7 +97,7 @@ def _pick_column(columns: list[str], wanted: str | None, candidates: tuple[str, 
         if candidate in lowered:
             return lowered[candidate]
     raise DataError(
-        f"Cannot tell which column holds the {role}s: none is named {' / '.join(candidates[:4])}. "
+        f"{where}Cannot tell which column holds the {role}s: none is named {' / '.join(candidates[:4])}. "
         f"Columns found: {', '.join(map(repr, columns))}. Name it with {flag}."
     )
 
@@ -109,13 +112,29 @@ def _clean_labels(raw: list[Any], source: str, options: LoadOptions | None = Non
     return clean_labels(raw, source, task, separator)
 
 
+def _is_unicode(text: str) -> bool:
+    """Encodable as UTF-8: no lone surrogates (JSON's "\\ud800" escapes decode to them; tokenizers and hashing fail)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_texts(texts: list[Any], source: str) -> list[str]:
     bad_type = [i for i, t in enumerate(texts) if not isinstance(t, str)]
     if bad_type:
         i = bad_type[0]
         raise DataError(
             f"{source}: {len(bad_type)} input(s) are not strings (row {i + 1} is {type(texts[i]).__name__}: "
-            f"{texts[i]!r}). Text inputs must be strings; convert them or drop those rows."
+            f"{repr(texts[i])[:80]}). Text inputs must be strings; convert them or drop those rows."
+        )
+    broken = [i for i, t in enumerate(texts) if not _is_unicode(t)]
+    if broken:
+        rows = ", ".join(str(i + 1) for i in broken[:10])
+        raise DataError(
+            f"{source}: {len(broken)} text(s) hold lone UTF-16 surrogates (e.g. an unpaired \\ud800 escape), which "
+            f"are not text (rows {rows}). Fix how the data was written (its encoding) or drop those rows."
         )
     empty = [i for i, t in enumerate(texts) if not t.strip()]
     if empty:
@@ -149,7 +168,7 @@ def _labels_from(frame, columns: list[str], input_col: str, options: LoadOptions
     if not (options.need_labels or options.label is not None or any(c.lower() in LABEL_COLUMNS for c in rest)):
         return None
     try:
-        label_col = _pick_column(rest, options.label, LABEL_COLUMNS, "label", "--label-column / label=")
+        label_col = _pick_column(rest, options.label, LABEL_COLUMNS, "label", "--label-column / label=", source)
     except DataError:
         if options.need_labels or options.label is not None:
             raise
@@ -200,7 +219,8 @@ def _from_frame(frame, options: LoadOptions, source: str, base: Path | None = No
         from transferkit.data.images import resolve_paths
 
         labels = _labels_from(frame, columns, audio_col, options, source)
-        paths = resolve_paths(frame[audio_col].tolist(), base or Path.cwd(), options.allow_outside_paths, source)
+        base = base or Path.cwd()
+        paths = resolve_paths(frame[audio_col].tolist(), base, options.allow_outside_paths, source, kind="audio")
         return _audio_set(paths, labels, source, options)
     image_col = _image_column(frame, columns, options)
     if image_col is not None:
@@ -213,7 +233,7 @@ def _from_frame(frame, options: LoadOptions, source: str, base: Path | None = No
 
     if is_vector_table(frame, columns, options):
         return vector_table(frame, columns, options, source)
-    text_col = _pick_column(columns, options.text, TEXT_COLUMNS, "text", "--text-column / text=")
+    text_col = _pick_column(columns, options.text, TEXT_COLUMNS, "text", "--text-column / text=", source)
     labels = _labels_from(frame, columns, text_col, options, source)
     return ExampleSet(_check_texts(frame[text_col].tolist(), source), labels, source)
 
@@ -351,6 +371,15 @@ def load_examples(data: Any, labels: Sequence[Any] | None = None, **options: Any
     return examples
 
 
+def load_frame(frame, source: str, base: Path, **options: Any) -> ExampleSet:
+    """Examples from a DataFrame read out of a file (a chunk of it: data/chunks.py), as `load_examples` reads the
+    whole file: errors name `source` and relative image/audio paths resolve against `base`, the file's folder."""
+    opts = LoadOptions(**options)
+    examples = _from_frame(frame, opts, source, base=base)
+    examples.task = opts.task
+    return examples
+
+
 def _load(data: Any, labels: Sequence[Any] | None, opts: LoadOptions) -> ExampleSet:
     import pandas as pd
 
@@ -362,6 +391,11 @@ def _load(data: Any, labels: Sequence[Any] | None, opts: LoadOptions) -> Example
         from transferkit.data.vectors import read_arrays
 
         features, stored = read_arrays(Path(data))
+        if stored is None and labels is None and opts.need_labels:
+            raise DataError(
+                f"{str(data)!r} holds features but no labels (a .npy holds one array; an .npz needs y). Save both "
+                "in one file: np.savez(path, X=features, y=labels)."
+            )
         return vector_set(features, stored if labels is None else labels, f"{str(data)!r}", opts)
     if _is_array(data) and getattr(data, "ndim", 0) == 2 and opts.modality != "image":
         return vector_set(data, labels, "the array", opts)

@@ -22,6 +22,7 @@ from transferkit.data.examples import ExampleSet
 
 _PUNCTUATION = re.compile(r"[^\w\s]|_")  # \w is Unicode-aware: letters of every script stay
 SHINGLE_WORDS = 2  # words per shingle: pairs keep word order, so "not good, bad" differs from "not bad, good"
+SHINGLE_MAX_WORDS = 5_000  # a longer text is compared on its start: a 10 MB text would take seconds
 HASH_SIDE = 8  # dHash and aHash are HASH_SIDE x HASH_SIDE bits
 THUMB_SIDE = 16  # grey thumbnails that confirm a perceptual-hash match (their correlation)
 AUDIO_SEGMENTS = 64  # numbers in an audio signature
@@ -35,7 +36,7 @@ def normalise_text(text: str) -> str:
 
 
 def shingles(normalised: str, size: int = SHINGLE_WORDS) -> frozenset[str]:
-    words = normalised.split()
+    words = normalised.split(maxsplit=SHINGLE_MAX_WORDS)[:SHINGLE_MAX_WORDS]
     if not words:
         return frozenset()  # nothing to compare: never a near copy
     if len(words) <= size:

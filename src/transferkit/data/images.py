@@ -55,9 +55,14 @@ def read_image(item: Any):
     from PIL import Image
 
     if isinstance(item, (str, Path)):
-        with Image.open(item) as opened:
-            opened.load()
-            return to_rgb(opened)
+        if Path(item).exists() and not Path(item).is_file():  # a named pipe would block open() forever
+            raise OSError("it is not a regular file (a folder, named pipe, socket or device)")
+        try:
+            with Image.open(item) as opened:
+                opened.load()
+                return to_rgb(opened)
+        except Image.DecompressionBombError:  # raised from the header, before any pixel is decoded
+            raise Image.DecompressionBombError(_bomb_message(Path(item))) from None
     if isinstance(item, Image.Image):
         return to_rgb(item)
     array = np.asarray(item)
@@ -68,6 +73,38 @@ def read_image(item: Any):
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     return to_rgb(Image.fromarray(array))
+
+
+def claimed_size(path: Path) -> tuple[int, int] | None:
+    """The (width, height) an image file's header claims, read as Image.open would but without its
+    decompression-bomb check (which refuses before the size can be asked); None when no format accepts the file."""
+    from PIL import Image
+
+    Image.init()
+    with open(path, "rb") as handle:
+        prefix = handle.read(16)
+        for name in Image.ID:
+            factory, accept = Image.OPEN[name]
+            accepted = accept(prefix) if accept else True
+            if not accepted or isinstance(accepted, str):
+                continue
+            handle.seek(0)
+            try:
+                return factory(handle, str(path)).size
+            except Exception:  # noqa: BLE001 - a plugin that cannot parse the header: try the next
+                continue
+    return None
+
+
+def _bomb_message(path: Path) -> str:
+    from PIL import Image
+
+    size = claimed_size(path)
+    claimed = f"{size[0]}x{size[1]} pixels ({size[0] * size[1]:,})" if size else "more pixels than allowed"
+    return (
+        f"its header claims {claimed}, over the limit of {Image.MAX_IMAGE_PIXELS:,} pixels (a decompression bomb?), "
+        "so it is refused before decoding; downscale it"
+    )
 
 
 def item_digest(item: Any) -> bytes:
@@ -91,6 +128,8 @@ def check_images(paths: Sequence[Any], labels: list | None, skip_bad: bool) -> t
             read_image(item)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             where = str(item) if isinstance(item, (str, Path)) else f"image #{i + 1}"
+            if isinstance(exc, PermissionError):
+                exc = "permission denied; make the file readable (e.g. chmod a+r)"
             raise UnusableFile(
                 f"Cannot read image {where!r}: {exc}. Fix or remove the file, or pass --skip-bad-files to skip "
                 "unreadable images (they are counted in the log).",
@@ -107,19 +146,26 @@ def folder_examples(directory: Path) -> tuple[list[str], list[str]]:
     return class_folder_files(directory, IMAGE_SUFFIXES, "images")
 
 
-def resolve_paths(values: Sequence[Any], base: Path, allow_outside: bool, source: str) -> list[str]:
-    """Paths from a data file, relative to that file's folder; none may escape it unless allowed."""
+def resolve_paths(
+    values: Sequence[Any], base: Path, allow_outside: bool, source: str, kind: str = "image"
+) -> list[str]:
+    """Paths from a data file, relative to that file's folder; none may escape it unless allowed (symlinks are
+    followed first, so a link inside the folder to a file outside it counts as outside). `kind` names the files."""
     resolved, root = [], base.resolve()
     for row, value in enumerate(values, start=1):
         if not isinstance(value, str) or not value.strip():
-            raise DataError(f"{source}: row {row} has no image path. Fill it in or drop the row.")
+            raise DataError(f"{source}: row {row} has no {kind} path. Fill it in or drop the row.")
         path = (base / value).resolve()
         if not allow_outside and os.path.commonpath([root, path]) != str(root):
             raise DataError(
-                f"{source}: row {row} points outside the data folder ({value!r} -> {path}). Move the image under "
-                f"{root}, or pass --allow-outside-paths if that is intended."
+                f"{source}: row {row} points outside the data folder ({value!r} -> {path}). Move the {kind} file "
+                f"under {root}, or pass --allow-outside-paths (allow_outside_paths=True) if that is intended."
             )
         if not path.is_file():
-            raise DataFileError(f"{source}: row {row}: image {str(path)!r} does not exist.")
+            what = "is not a regular file" if path.exists() else "does not exist"
+            raise DataFileError(
+                f"{source}: row {row}: {kind} file {str(path)!r} {what} (the row says {value!r}, relative to "
+                f"{root}). Fix the path or drop the row."
+            )
         resolved.append(str(path))
     return resolved

@@ -54,8 +54,13 @@ def classification_labels(raw: list[Any], source: str) -> list[Any]:
     numeric_hint = " For a numeric target, train with --task regression (task='regression')."
     if len(kinds) > 1:
         hint = numeric_hint if kinds <= {"int", "float"} else ""
+        counts = {kind: sum(type(v).__name__ == kind for v in labels) for kind in kinds}
+        usual = max(sorted(kinds), key=counts.get)
+        odd = next(i for i, v in enumerate(labels) if type(v).__name__ != usual)
         raise DataError(
-            f"{source}: the label column mixes types ({', '.join(sorted(kinds))}). Use one type for all labels.{hint}"
+            f"{source}: the label column mixes types ({', '.join(sorted(kinds))}): row {odd + 1} holds "
+            f"{type(labels[odd]).__name__} {labels[odd]!r} where {counts[usual]} rows hold {usual}. Use one type for "
+            f'all labels (e.g. quote numbers in JSON: "3").{hint}'
         )
     if kinds - {"int", "str", "bool"}:
         raise DataError(f"{source}: labels must be class names or integers, got {kinds.pop()} values.{numeric_hint}")

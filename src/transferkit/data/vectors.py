@@ -25,7 +25,11 @@ def _listing(values, names: list[str] | None = None) -> str:
 
 
 def as_matrix(data: Any, source: str, columns: list[str] | None = None):
-    """A float32 [rows, features] matrix of finite numbers, or a DataError saying which rows/columns are bad."""
+    """A float32 [rows, features] matrix of finite numbers, or a DataError saying which rows/columns are bad.
+
+    Rows are named as the user counts them: array indices (from 0) for arrays, table rows (from 1, as in every
+    other message about a data file) when `columns` says the data was a table.
+    """
     import numpy as np
 
     array = np.asarray(data)
@@ -41,10 +45,20 @@ def as_matrix(data: Any, source: str, columns: list[str] | None = None):
         )
     if array.dtype.kind not in "biuf":
         raise DataError(f"{source}: features must be numbers, got dtype {array.dtype}.")
-    array = array.astype(np.float32, copy=False)
+    wide = array.dtype.kind == "f" and array.dtype.itemsize > 4 and np.isfinite(array).all()
+    with np.errstate(over="ignore"):  # an overflow is reported below, with its row and column
+        array = array.astype(np.float32, copy=False)
     bad = ~np.isfinite(array)
+    if wide and bad.any():  # finite before the cast: the values are beyond float32's range (3.4e38)
+        row, col = np.argwhere(bad)[0]
+        where = columns[col] if columns else str(col)
+        raise DataError(
+            f"{source}: {int(bad.sum())} feature value(s) overflow float32 (beyond +-3.4e38; the first at row "
+            f"{row + (1 if columns else 0)}, "
+            f"column {where}). Features are float32: rescale them (e.g. log or divide by a constant) or drop them."
+        )
     if bad.any():
-        rows, cols = np.flatnonzero(bad.any(axis=1)), np.flatnonzero(bad.any(axis=0))
+        rows, cols = np.flatnonzero(bad.any(axis=1)) + (1 if columns else 0), np.flatnonzero(bad.any(axis=0))
         raise DataError(
             f"{source}: {len(rows)} row(s) have NaN or infinite features (rows {_listing(rows)}; "
             f"columns {_listing(cols, columns)}). Impute or drop them before training."
@@ -86,29 +100,33 @@ def labels_from_array(labels: Any, rows: int, source: str, multi_hot: bool = Fal
 
 
 def read_arrays(path: Path) -> tuple[Any, Any]:
-    """(X, y or None) from a .npy (X only) or a .npz holding X and y under the usual names."""
+    """(X, y or None) from a .npy (X only) or a .npz holding X and y under the usual names. Pickled (object)
+    arrays are refused without being unpickled: an .npz member is only read when asked for, so that is in here."""
     import numpy as np
 
     if not path.is_file():
         raise DataFileError(f"Data file {str(path)!r} does not exist. Check the path (relative to {Path.cwd()}).")
     try:
         loaded = np.load(path, allow_pickle=False)
-    except Exception as exc:  # pickled object arrays, truncated files, not NumPy at all
+        if path.suffix == ".npy":
+            return loaded, None
+        with loaded:
+            keys = list(loaded.keys())
+            x_key = next((k for k in X_KEYS if k in keys), None)
+            y_key = next((k for k in Y_KEYS if k in keys), None)
+            arrays = (loaded[x_key], loaded[y_key] if y_key else None) if x_key is not None else None
+    except Exception as exc:  # noqa: BLE001 - pickled object arrays, truncated files, not NumPy at all
         raise DataFileError(
-            f"Cannot read {str(path)!r} as NumPy data ({str(exc).splitlines()[0]}). Save plain numeric arrays with "
-            "np.save / np.savez (object arrays are refused: loading them would run pickled code)."
+            f"Cannot read {str(path)!r} as NumPy data ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})."
+            " Save plain numeric arrays with np.save / np.savez, e.g. np.savez(path, X=features, y=labels) (object "
+            "arrays are refused: loading them would run pickled code)."
         ) from None
-    if path.suffix == ".npy":
-        return loaded, None
-    keys = list(loaded.keys())
-    x_key = next((k for k in X_KEYS if k in keys), None)
-    if x_key is None:
+    if arrays is None:
         raise DataFileError(
             f"{str(path)!r} holds arrays {', '.join(map(repr, keys))} but none is named {' / '.join(X_KEYS)}. "
             "Save the features as X, e.g. np.savez(path, X=features, y=labels)."
         )
-    y_key = next((k for k in Y_KEYS if k in keys), None)
-    return loaded[x_key], (loaded[y_key] if y_key else None)
+    return arrays
 
 
 def numeric_columns(frame, columns: list[str], source: str):

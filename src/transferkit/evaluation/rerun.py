@@ -81,14 +81,19 @@ def rerun(
     out: str | Path | None = None,
     tolerance: float = 1e-6,
     log: Callable[[str], None] | None = None,
+    trust_remote_code: bool = False,
 ) -> RerunReport:
-    """Retrain `run_dir` from its manifest; compare data fingerprints, validation and recorded test metrics."""
+    """Retrain `run_dir` from its manifest; compare data fingerprints, validation and recorded test metrics.
+
+    `trust_remote_code`: needed again for a run trained with it (retraining runs its backbone's own code)."""
     from transferkit.api import FineTuner
+    from transferkit.backbones.safety import check_run_trusted
     from transferkit.config import RunConfig
     from transferkit.export.artifact import read_manifest
 
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
+    check_run_trusted(run_dir, manifest, trust_remote_code)
     if manifest.get("task", "classification") == "generation":
         raise ArtifactError(
             f"{run_dir} is a generation run; rerun checks classification, multilabel and regression runs."

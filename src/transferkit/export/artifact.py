@@ -12,14 +12,13 @@ Layout:
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from transferkit.errors import ArtifactError
+from transferkit.export import atomic
 
 MANIFEST = "transferkit.json"
 WEIGHTS = "weights.safetensors"
@@ -34,7 +33,8 @@ def is_run_dir(path: str | Path) -> bool:
 
 
 def run_dir_state(directory: Path) -> str:
-    """ "missing", "empty", "interrupted" (only checkpoints), "complete" (a saved run) or "other" (foreign files)."""
+    """ "missing", "empty", "interrupted" (checkpoints of a fit that did not finish, possibly over an earlier run),
+    "complete" (a saved run) or "other" (foreign files)."""
     if not directory.exists():
         return "missing"
     if not directory.is_dir():
@@ -42,9 +42,9 @@ def run_dir_state(directory: Path) -> str:
     names = {p.name for p in directory.iterdir()}
     if not names:
         return "empty"
-    if MANIFEST in names:
-        return "complete"
-    return "interrupted" if names == {CHECKPOINTS} else "other"
+    if CHECKPOINTS in names and (names == {CHECKPOINTS} or MANIFEST in names):
+        return "interrupted"
+    return "complete" if MANIFEST in names else "other"
 
 
 def check_output_dir(directory: str | Path, overwrite: bool) -> Path:
@@ -63,8 +63,12 @@ def check_output_dir(directory: str | Path, overwrite: bool) -> Path:
 
 
 def prepare_run_dir(directory: str | Path, overwrite: bool, resume: bool) -> Path:
-    """Check --out before training and return where checkpoints go (inside it, until the artifact replaces them)."""
+    """Check --out before training and return where checkpoints go (inside it, until the artifact replaces them).
+
+    The checkpoint directory is created at once, so a run killed even before its first checkpoint is known as
+    interrupted; `discard_unstarted_run` removes it again when the fit fails with nothing checkpointed."""
     directory = Path(directory)
+    atomic.recover_directory(directory)  # a save killed half-way through its directory swap: the state before it
     state = run_dir_state(directory)
     if resume:
         if state != "interrupted":
@@ -72,7 +76,7 @@ def prepare_run_dir(directory: str | Path, overwrite: bool, resume: bool) -> Pat
                 f"--resume: {str(directory)!r} holds no interrupted run (no {CHECKPOINTS}/ from an earlier `fit --out` "
                 "with the same directory). Drop --resume to start a new run."
             )
-        return directory / CHECKPOINTS
+        return atomic.make_dirs(directory / CHECKPOINTS)
     if state == "interrupted" and not overwrite:
         raise ArtifactError(
             f"Output directory {str(directory)!r} holds an interrupted run. Pass --resume to continue it, or "
@@ -81,25 +85,38 @@ def prepare_run_dir(directory: str | Path, overwrite: bool, resume: bool) -> Pat
     check_output_dir(directory, overwrite)
     if state == "interrupted":
         shutil.rmtree(directory / CHECKPOINTS)
-    return directory / CHECKPOINTS
+    return atomic.make_dirs(directory / CHECKPOINTS)
+
+
+def discard_unstarted_run(directory: str | Path) -> None:
+    """After a fit that failed before writing any checkpoint: remove its empty checkpoint directory (and --out,
+    when that leaves it empty), so the failure does not look like an interrupted run."""
+    checkpoints = Path(directory) / CHECKPOINTS
+    try:
+        if checkpoints.is_dir() and not any(checkpoints.iterdir()):
+            checkpoints.rmdir()
+            if not any(Path(directory).iterdir()):
+                Path(directory).rmdir()
+    except OSError:
+        pass  # best effort: the directory then reads as an interrupted run, which --resume or --overwrite clears
+
+
+def _json_text(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    path.write_text(_json_text(data), encoding="utf-8")  # inside a temp directory, synced when it is swapped in
 
 
 def write_atomically(directory: str | Path, overwrite: bool, write: Callable[[Path], None]) -> Path:
-    """Run `write(tmp)` into a sibling temp dir, then rename it into place: a failure leaves no half artifact."""
+    """Run `write(tmp)` into a sibling temp dir, then swap it into place (export/atomic.py): a failure or a kill
+    leaves no half artifact, and what was in `directory` before (an earlier run, checkpoints) stays intact."""
+    atomic.recover_directory(directory)
     directory = check_output_dir(directory, overwrite)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        tmp.mkdir()
+    with atomic.temp_directory(directory) as tmp:
         write(tmp)
-        _replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        atomic.swap_directory(tmp, directory)
     return directory
 
 
@@ -122,16 +139,6 @@ def save_artifact(
         write_manifest(tmp, {**manifest, **extra})
 
     return write_atomically(directory, overwrite, write)
-
-
-def _replace(tmp: Path, directory: Path) -> None:
-    if directory.exists():
-        old = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(directory, old)
-        os.replace(tmp, directory)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, directory)
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
@@ -170,6 +177,4 @@ def update_manifest(directory: str | Path, updates: dict[str, Any]) -> None:
     directory = Path(directory)
     manifest = read_manifest(directory)
     manifest.update(updates)
-    tmp = directory / f".{MANIFEST}.tmp-{uuid.uuid4().hex[:8]}"
-    _write_json(tmp, manifest)
-    os.replace(tmp, directory / MANIFEST)
+    atomic.write_bytes(directory / MANIFEST, _json_text(manifest), ", then run the command again")

@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from transferkit.backbones.hf_text import clip_texts
+
 DELTA = 1e-4  # tanh(δz) ≈ δz for |z| up to ~30 with relative error < 1e-5
 EPSILON = 1e6  # scale of the head output inside the extra layer: h_cls adds ~|h|/ε to each logit
 KAPPA = 1e9  # constants that dominate the LayerNorm variance (κ/ε = 1e3 measured best: |Δlogit| ~4e-5 on MiniLM)
@@ -140,9 +142,9 @@ def export_for_transformers(
     if hf is None:
         return info
     tokenizer = model.backbone.tokenizer
-    batch = tokenizer(
-        check_texts, padding=True, truncation=True, max_length=model.backbone.max_length, return_tensors="pt"
-    )
+    max_length = model.backbone.max_length
+    texts = clip_texts(list(check_texts), max_length)
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -33,6 +33,10 @@ def hardware() -> dict[str, object]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
+    from transferkit.training.distributed import world
+
+    if world()[1] > 1:
+        info["processes"] = world()[1]  # data-parallel: torch_threads is per process
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

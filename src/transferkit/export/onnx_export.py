@@ -14,8 +14,6 @@ per batch at run time) and the change of the task's score on labelled validation
 
 from __future__ import annotations
 
-import os
-import uuid
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from transferkit.errors import ConfigError, ExportError
+from transferkit.export import atomic
 
 QUANTIZE = ("int8",)
+EXPORT_HINT = ", then export again"  # after "free space" / "make it writable"
 
 
 @dataclass
@@ -48,7 +48,12 @@ class OnnxExportConfig:
 
 
 def export_onnx(
-    run_dir: str | Path, data: Any = None, config: OnnxExportConfig | None = None, log=None, module=None
+    run_dir: str | Path,
+    data: Any = None,
+    config: OnnxExportConfig | None = None,
+    log=None,
+    module=None,
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Write RUN/model.onnx (and model.int8.onnx with quantize="int8"), check parity, record it in transferkit.json.
 
@@ -63,7 +68,7 @@ def export_onnx(
     run_dir = Path(run_dir)
     say = log or (lambda line: None)
     manifest = read_manifest(run_dir)
-    tuner, merged = _load_for_export(run_dir, manifest, module)
+    tuner, merged = _load_for_export(run_dir, manifest, module, trust_remote_code)
     held = held_out_examples(tuner, manifest, data)
     if config.quantize and not (held.labelled and held.validation):
         raise ExportError(
@@ -71,30 +76,31 @@ def export_onnx(
             f"(examples: {held.source}). Pass labelled held-out data: --data val.csv (data=... in Python)."
         )
     inputs = held.examples.inputs[: config.parity_examples]
-    tmp = run_dir / f".{ONNX_FILE}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = atomic.temp_path(run_dir / ONNX_FILE)
     try:
-        say(f"exporting {manifest.get('backbone', {}).get('name', 'the model')} to ONNX (opset {config.opset})")
-        inputs_info = write_onnx(tuner.model_, tuner.model_.backbone, inputs, tmp, config.opset)
-        parity = check_parity(tuner, OnnxRunner(tmp), inputs, config.tolerance)
-        record = _record(tmp, config, inputs_info, merged, {**parity, "examples_source": held.source}, tuner.task_)
-        if not parity["passed"]:
-            _keep_aside(tmp, run_dir)
-            update_manifest(run_dir, {"onnx": {**record, "file": None, "failed_file": f"{ONNX_FILE}.failed"}})
-            raise ExportError(_failure_message(parity, run_dir))
-        os.replace(tmp, run_dir / ONNX_FILE)
-        record["file"] = ONNX_FILE
-        (run_dir / INT8_FILE).unlink(missing_ok=True)  # an older int8 model would not match this export's record
-        update_manifest(run_dir, {"onnx": record})  # the fp32 model counts even if quantising fails below
-        if config.quantize:
-            say("quantising to int8 (ONNX Runtime dynamic quantisation) and scoring fp32 vs int8")
-            record["int8"] = quantize_int8(tuner, run_dir, held, config.max_rows)
-            update_manifest(run_dir, {"onnx": record})
+        with atomic.disk_errors(run_dir / ONNX_FILE, EXPORT_HINT):
+            say(f"exporting {manifest.get('backbone', {}).get('name', 'the model')} to ONNX (opset {config.opset})")
+            inputs_info = write_onnx(tuner.model_, tuner.model_.backbone, inputs, tmp, config.opset)
+            parity = check_parity(tuner, OnnxRunner(tmp), inputs, config.tolerance)
+            record = _record(tmp, config, inputs_info, merged, {**parity, "examples_source": held.source}, tuner.task_)
+            if not parity["passed"]:
+                _keep_aside(tmp, run_dir)
+                update_manifest(run_dir, {"onnx": {**record, "file": None, "failed_file": f"{ONNX_FILE}.failed"}})
+                raise ExportError(_failure_message(parity, run_dir))
+            atomic.commit(tmp, run_dir / ONNX_FILE)
+            record["file"] = ONNX_FILE
+            (run_dir / INT8_FILE).unlink(missing_ok=True)  # an older int8 model would not match this export's record
+            update_manifest(run_dir, {"onnx": record})  # the fp32 model counts even if quantising fails below
+            if config.quantize:
+                say("quantising to int8 (ONNX Runtime dynamic quantisation) and scoring fp32 vs int8")
+                record["int8"] = quantize_int8(tuner, run_dir, held, config.max_rows)
+                update_manifest(run_dir, {"onnx": record})
     finally:
         tmp.unlink(missing_ok=True)
     return record
 
 
-def _load_for_export(run_dir: Path, manifest: dict[str, Any], module):
+def _load_for_export(run_dir: Path, manifest: dict[str, Any], module, trust_remote_code: bool = False):
     """The run on CPU in PyTorch, with LoRA adapters merged into the weights (in memory only)."""
     from transferkit.api import load
     from transferkit.strategies.lora import has_adapters, merge_adapters
@@ -104,7 +110,7 @@ def _load_for_export(run_dir: Path, manifest: dict[str, Any], module):
             f"{str(run_dir)!r} is a generation run (a causal LM): ONNX export covers classification, multi-label "
             "and regression runs. Use the run's merged model directory with a generation runtime instead."
         )
-    tuner = load(run_dir, device="cpu", module=module)
+    tuner = load(run_dir, device="cpu", module=module, trust_remote_code=trust_remote_code)
     merged = has_adapters(tuner.model_.backbone)
     if merged:
         merge_adapters(tuner.model_.backbone)  # one graph of plain weights: adapters folded in, as merge_adapters=True
@@ -213,13 +219,9 @@ def quantize_int8(tuner, run_dir: Path, held, max_rows: int) -> dict[str, Any]:
     from transferkit.export.onnx_runtime import INT8_FILE, ONNX_FILE, OnnxRunner
     from transferkit.export.parity import SCORES, agreement, score
 
-    tmp = run_dir / f".{INT8_FILE}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        with _quiet_root_logger():  # "consider pre-processing" (shape inference), logged on the root logger
-            quantize_dynamic(run_dir / ONNX_FILE, tmp, weight_type=QuantType.QInt8)
-        os.replace(tmp, run_dir / INT8_FILE)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic.writing(run_dir / INT8_FILE, EXPORT_HINT) as tmp, _quiet_root_logger():
+        # the root logger quietened: "consider pre-processing" (shape inference)
+        quantize_dynamic(run_dir / ONNX_FILE, tmp, weight_type=QuantType.QInt8)
     examples = held.examples.subset(range(min(max_rows, len(held.examples))))
     fp32 = decoded(tuner, examples.inputs, OnnxRunner(run_dir / ONNX_FILE))
     int8 = decoded(tuner, examples.inputs, OnnxRunner(run_dir / INT8_FILE))
@@ -281,7 +283,7 @@ def _keep_aside(tmp: Path, run_dir: Path) -> None:
     """The failed model as model.onnx.failed (for inspection); no model.onnx that the record does not vouch for."""
     from transferkit.export.onnx_runtime import INT8_FILE, ONNX_FILE
 
-    os.replace(tmp, run_dir / f"{ONNX_FILE}.failed")
+    atomic.commit(tmp, run_dir / f"{ONNX_FILE}.failed")
     for name in (ONNX_FILE, INT8_FILE):
         (run_dir / name).unlink(missing_ok=True)
 

@@ -38,8 +38,10 @@ def save_generation_run(directory: str | Path, model, tokenizer, manifest: dict[
     return write_atomically(directory, overwrite, write)
 
 
-def load_generation_model(directory: Path, manifest: dict[str, Any]):
-    """(model, tokenizer) of a saved generative run; an unmerged adapter is put back on its base model."""
+def load_generation_model(directory: Path, manifest: dict[str, Any], trust_remote_code: bool = False):
+    """(model, tokenizer) of a saved generative run; an unmerged adapter is put back on its base model.
+
+    `trust_remote_code`: the caller's permission for a model with code of its own (auto_map) to run it."""
     from transferkit.generation.models import load_causal_lm, load_tokenizer, resolve_causal_lm
 
     if (directory / ADAPTER_CONFIG).is_file():
@@ -55,12 +57,12 @@ def load_generation_model(directory: Path, manifest: dict[str, Any]):
                 f"The base model of {str(directory)!r} ({base_name}) is not available here. Put it back at "
                 f"{manifest.get('base_dir')}, or save runs with --merge-adapters to make them standalone."
             )
-        base, _ = load_causal_lm(base_dir)
+        base, _ = load_causal_lm(base_dir, trust_remote_code)
         with warnings.catch_warnings():  # transformers 5 deprecation noise from inside peft
             warnings.simplefilter("ignore", FutureWarning)
             model = PeftModel.from_pretrained(base, str(directory))
-        tokenizer = load_tokenizer(directory)
+        tokenizer = load_tokenizer(directory, trust_remote_code)
     else:
-        model, tokenizer = load_causal_lm(directory)
+        model, tokenizer = load_causal_lm(directory, trust_remote_code)
     model.requires_grad_(False)
     return model.eval(), tokenizer

@@ -78,27 +78,32 @@ def resolve_causal_lm(name: str | None) -> Path:
     )
 
 
-def load_tokenizer(directory: Path):
+def load_tokenizer(directory: Path, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     from transferkit.backbones.hf_text import quiet_transformers
+    from transferkit.backbones.safety import pretrained_options
 
     quiet_transformers()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    tokenizer = AutoTokenizer.from_pretrained(str(directory))
+    tokenizer = AutoTokenizer.from_pretrained(str(directory), **pretrained_options(directory, trust_remote_code, False))
     if tokenizer.pad_token_id is None:  # GPT-2 style tokenizers have none; padding is masked anyway
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
-def load_causal_lm(directory: Path):
-    """(model in float32, tokenizer) from a transformers directory, offline."""
+def load_causal_lm(directory: Path, trust_remote_code: bool = False):
+    """(model in float32, tokenizer) from a transformers directory, offline; `trust_remote_code` lets a directory
+    with code of its own (auto_map) run it."""
     from transformers import AutoModelForCausalLM
 
+    from transferkit.backbones.safety import pretrained_options
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    options = pretrained_options(directory, trust_remote_code)  # refuses unsafe pickles and untrusted code
     try:
-        tokenizer = load_tokenizer(directory)
-        model = AutoModelForCausalLM.from_pretrained(str(directory), dtype="float32")
+        tokenizer = load_tokenizer(directory, trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(str(directory), dtype="float32", **options)
     except (OSError, ValueError) as exc:
         raise BackboneError(f"Cannot load a causal language model from {str(directory)!r}: {exc}") from None
     return model, tokenizer

@@ -184,7 +184,7 @@ def prepare_model(config: RunConfig, log):
             "(lora trains low-rank adapters, full trains every weight)."
         )
     base_dir = resolve_causal_lm(config.backbone.backbone)
-    model, tokenizer = load_causal_lm(base_dir)
+    model, tokenizer = load_causal_lm(base_dir, config.backbone.trust_remote_code)
     set_seed(config.train.seed)  # after loading: a first-time conversion draws random numbers (initialisation)
     if strategy == "lora":
         model = add_adapters(model, config)

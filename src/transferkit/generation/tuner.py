@@ -123,7 +123,7 @@ class GenerativeFineTuner(FineTuner):
         tuner = cls(backbone=name, **params)
         tuner.config_ = tuner._config()
         directory = resolve_causal_lm(tuner.config_.backbone.backbone)
-        model, tuner.tokenizer_ = load_causal_lm(directory)
+        model, tuner.tokenizer_ = load_causal_lm(directory, tuner.config_.backbone.trust_remote_code)
         tuner.model_ = model.eval().requires_grad_(False)
         tuner.device_ = next(model.parameters()).device
         tuner.labels_ = []
@@ -234,7 +234,7 @@ class GenerativeFineTuner(FineTuner):
             base_dir = resolve_causal_lm(self.run_info_.get("base_model"))
         except TransferkitError:
             base_dir = Path(self.run_info_.get("base_dir", ""))
-        yield load_causal_lm(base_dir)[0].eval().to(self.device_)
+        yield load_causal_lm(base_dir, self.config_.backbone.trust_remote_code)[0].eval().to(self.device_)
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, directory: str | Path, overwrite: bool = False, **_: Any) -> Path:
@@ -251,6 +251,7 @@ class GenerativeFineTuner(FineTuner):
         manifest = {
             **self.run_info_,
             "merged": not has_adapters(self.model_),
+            "trust_remote_code": self.config_.backbone.trust_remote_code,  # load asks for it again
             "config": self.config_.to_dict(),
             "packages": package_versions(),
             "hardware": hardware(),
@@ -262,14 +263,16 @@ class GenerativeFineTuner(FineTuner):
         return saved
 
     @classmethod
-    def load_run(cls, directory: Path, manifest: dict[str, Any], device: str = "auto") -> GenerativeFineTuner:
+    def load_run(
+        cls, directory: Path, manifest: dict[str, Any], device: str = "auto", trust_remote_code: bool = False
+    ) -> GenerativeFineTuner:
         from transferkit.generation.artifact import load_generation_model
         from transferkit.training.fit import pick_device
 
         config = RunConfig.from_dict(manifest["config"])
         tuner = cls(**config.to_flat_dict())
         tuner.config_ = config
-        model, tuner.tokenizer_ = load_generation_model(directory, manifest)
+        model, tuner.tokenizer_ = load_generation_model(directory, manifest, trust_remote_code)
         tuner.device_ = pick_device(device)
         tuner.model_ = model.to(tuner.device_)
         tuner.labels_ = []

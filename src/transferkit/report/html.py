@@ -4,8 +4,6 @@ no JavaScript needed), built from transferkit.json and the run's eval_*.json fil
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -103,13 +101,12 @@ def render_report(manifest: dict[str, Any], evaluations_by_name: dict[str, dict[
 def build_report(run_dir: str | Path) -> Path:
     """Write run_dir/report.html from transferkit.json and the eval_*.json files; returns its path."""
     from transferkit.export.artifact import read_manifest
+    from transferkit.export.atomic import write_bytes
 
     run_dir = Path(run_dir)
     page = render_report(read_manifest(run_dir), read_evaluations(run_dir), run_dir)
     target = run_dir / REPORT
-    tmp = run_dir / f".{REPORT}.tmp-{uuid.uuid4().hex[:8]}"  # never a half-written report
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, target)
+    write_bytes(target, page, f", then run `transferkit report {run_dir}`")  # never a half-written report
     return target
 
 

@@ -19,6 +19,7 @@ JSON_KEYS = ("inputs", "top_k")
 IMAGE_FORMATS = ["PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"]  # no EPS/PSD/...: fewer decoders facing the network
 MAX_AUDIO_CHANNELS = 16
 MAX_AUDIO_RATE = 384_000
+FLOAT32_MAX = 3.4028234663852886e38  # feature rows are float32: larger magnitudes would become infinity
 
 
 def unprocessable(code: str, detail: str) -> RequestError:
@@ -34,10 +35,12 @@ def parse_top_k(value: Any, default: int) -> int:
     if value is None:
         return default
     try:
-        k = int(value)
-        if isinstance(value, bool) or isinstance(value, float) or k < 1:
+        if isinstance(value, (bool, float)):  # 2.0, Infinity (int() would overflow), NaN: not whole numbers
             raise ValueError
-    except (TypeError, ValueError):
+        k = int(value)
+        if k < 1:
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
         raise unprocessable("invalid_top_k", f"top_k must be a whole number >= 1, got {value!r}.") from None
     return k
 
@@ -49,6 +52,10 @@ def parse_json(body: bytes, modality: str, features: int | None, config: ServeCo
     except (ValueError, UnicodeDecodeError) as exc:
         raise unprocessable(
             "malformed_json", f'The body is not valid JSON ({exc}). Send {{"inputs": [...]}}.'
+        ) from None
+    except RecursionError:
+        raise unprocessable(
+            "malformed_json", 'The body nests JSON arrays or objects too deeply. Send {"inputs": [...]}.'
         ) from None
     if not isinstance(payload, dict) or "inputs" not in payload:
         raise unprocessable(
@@ -84,6 +91,12 @@ def _check_texts(texts: list[Any], config: ServeConfig) -> None:
             raise unprocessable(
                 "invalid_inputs", f"This is a text model: input {i + 1} is {_shown(text)}, not a string."
             )
+        if not _encodable(text):
+            raise unprocessable(
+                "invalid_inputs",
+                f"Input {i + 1} holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape), which is not "
+                "text; send valid Unicode.",
+            )
         if len(text) > config.max_text_chars:
             raise too_large(
                 "text_too_long",
@@ -96,12 +109,27 @@ def _check_rows(rows: list[Any], features: int | None) -> None:
     for i, row in enumerate(rows):
         if not _is_row(row):
             raise unprocessable("invalid_inputs", f"This model takes rows of numbers: input {i + 1} is {_shown(row)}.")
-        if not all(math.isfinite(v) for v in row):
+        if not all(isinstance(v, int) or math.isfinite(v) for v in row):
             raise unprocessable("invalid_inputs", f"Input {i + 1} holds NaN or infinite numbers; send finite values.")
+        big = next((v for v in row if abs(v) > FLOAT32_MAX), None)
+        if big is not None:
+            raise unprocessable(
+                "invalid_inputs",
+                f"Input {i + 1} holds {_shown(big)}, beyond the float32 range the model computes in (+-3.4e38); "
+                "rescale the features as they were in training.",
+            )
         if features is not None and len(row) != features:
             raise unprocessable(
                 "wrong_width", f"Input {i + 1} has {len(row)} numbers; this model takes {features} per row."
             )
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_row(value: Any) -> bool:

@@ -1,15 +1,14 @@
 """Atomic, resumable checkpoints: model, optimizer, scheduler, RNG and data-order state.
 
-One file per training phase (`<dir>/<phase>.pt`), written to a temp name and renamed, so a kill at any
-moment leaves the previous checkpoint intact. A checkpoint carries the fingerprint of the run (config +
-data); resuming with anything else is refused rather than silently mixing two runs.
+One file per training phase (`<dir>/<phase>.pt`), written through export/atomic.py (temp name, fsync, rename),
+so a kill at any moment leaves the previous checkpoint intact, and a full disk raises DiskWriteError with it
+intact. A checkpoint carries the fingerprint of the run (config + data); resuming with anything else is refused
+rather than silently mixing two runs.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+HINT = " or choose another --out, then continue with --resume"  # after "free space" / "make it writable"
+
+
 def _as_tuple(value):
     return tuple(_as_tuple(v) for v in value) if isinstance(value, list) else value
 
@@ -51,6 +53,7 @@ class Checkpointer:
         self.directory = Path(directory) if directory else None
         self.fingerprint = fingerprint
         self.every_steps = every_steps
+        self._swept = False
 
     @property
     def enabled(self) -> bool:
@@ -63,14 +66,14 @@ class Checkpointer:
     def save(self, phase: str, state: dict[str, Any]) -> None:
         if self.directory is None:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        final = self.path(phase)
-        tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
-        try:
-            torch.save({"fingerprint": self.fingerprint, **state}, tmp)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+        from transferkit.export.atomic import make_dirs, remove_stale_temps, writing
+
+        make_dirs(self.directory, HINT)
+        if not self._swept:  # temps of a killed earlier run
+            remove_stale_temps(self.directory)
+            self._swept = True
+        with writing(self.path(phase), HINT) as tmp, open(tmp, "wb") as handle:
+            torch.save({"fingerprint": self.fingerprint, **state}, handle)  # a handle: a full disk raises OSError
 
     def load(self, phase: str) -> dict[str, Any] | None:
         if self.directory is None or not self.path(phase).is_file():

@@ -3,8 +3,11 @@
 One directory per backbone identity (its spec + a hash of its weights); inside, shards of
 `features [n, D]` with the hash of each example's *encoded* input (token ids, pixels, ...), which also
 covers the preprocessing (tokenizer, max length). Any subset or reordering of cached examples (more epochs,
-a head sweep, cross-validation folds, a restart) costs no backbone time. Shards are written to a temp name
-and renamed; an unreadable shard is deleted and its rows recomputed. `FeatureSource` serves a fit's head-only phases from it.
+a head sweep, cross-validation folds, a restart) costs no backbone time. Shards are written through
+export/atomic.py (temp name, fsync, rename) and carry a SHA-256 of their tensors in their metadata: a shard that is
+truncated, fails its checksum or predates checksums is deleted with a warning and its rows recomputed. A cache that
+cannot be written (disk full, read-only) is a warning too: the features were computed and training goes on.
+`FeatureSource` serves a fit's head-only phases from it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +26,8 @@ import numpy as np
 import torch
 
 DIGEST = 16  # bytes of blake2b per example
+SHARD_FORMAT = "2"  # 2: shards carry a checksum; shards without one (format 1) are dropped and recomputed
+CACHE_HINT = ", or point TRANSFERKIT_CACHE at another disk (or train with --no-feature-cache)"
 
 
 def default_cache_dir() -> Path:
@@ -59,36 +65,80 @@ class CacheStats:
     directory: str
 
 
+def _checksum(features: torch.Tensor, digests: torch.Tensor) -> str:
+    sha = hashlib.sha256()
+    for tensor in (features, digests):
+        sha.update(str(tuple(tensor.shape)).encode())
+        sha.update(tensor.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return sha.hexdigest()
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def read_shard(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features, digests) of a shard; ValueError when it is truncated, fails its checksum or has none."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            features, digests = handle.get_tensor("features"), handle.get_tensor("digests")
+    except Exception as exc:  # noqa: BLE001 - truncated or not a safetensors file at all
+        raise ValueError(f"unreadable ({type(exc).__name__}: {exc})") from None
+    if "sha256" not in metadata:
+        raise LookupError("written before shards carried checksums")
+    if len(features) != len(digests) or _checksum(features, digests) != metadata["sha256"]:
+        raise ValueError("its checksum does not match its contents")
+    return features, digests
+
+
 class FeatureCache:
-    def __init__(self, root: Path, key: str) -> None:
+    def __init__(self, root: Path, key: str, warn: Callable[[str], None] = _warn) -> None:
         self.directory = Path(root) / key
+        self.warn = warn
 
     def _index(self) -> dict[bytes, torch.Tensor]:
-        from safetensors.torch import load_file
+        from transferkit.export.atomic import remove_stale_temps
+        from transferkit.training.distributed import is_main
 
         rows: dict[bytes, torch.Tensor] = {}
+        if self.directory.is_dir() and is_main():  # rank 0 is the one writer: its temp files are never stale
+            remove_stale_temps(self.directory)  # shards a killed run was writing
+        old = 0
         for shard in sorted(self.directory.glob("shard-*.safetensors")):
             try:
-                data = load_file(str(shard))
-                features, digests = data["features"], data["digests"].numpy()
-                if len(features) != len(digests):
-                    raise ValueError("row count mismatch")
-            except Exception:
-                shard.unlink(missing_ok=True)  # corrupt: recompute these rows
+                features, digests = read_shard(shard)
+            except LookupError:
+                old += 1
+                shard.unlink(missing_ok=True)
                 continue
-            for digest, row in zip(digests, features):
+            except ValueError as exc:
+                self.warn(f"feature cache shard {shard} is corrupt ({exc}): deleted, its rows are computed again")
+                shard.unlink(missing_ok=True)
+                continue
+            for digest, row in zip(digests.numpy(), features):
                 rows[digest.tobytes()] = row
+        if old:
+            self.warn(f"feature cache {self.directory}: dropped {old} shard(s) from an older transferkit (no checksum)")
         return rows
 
     def _write(self, digests: list[bytes], features: torch.Tensor) -> None:
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        self.directory.mkdir(parents=True, exist_ok=True)
-        name = f"shard-{uuid.uuid4().hex[:12]}.safetensors"
-        tmp = self.directory / f".{name}.tmp"
+        from transferkit.errors import DiskWriteError
+        from transferkit.export.atomic import make_dirs, write_bytes
+
         digest_tensor = torch.from_numpy(np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(-1, DIGEST).copy())
-        save_file({"features": features.contiguous(), "digests": digest_tensor}, str(tmp))
-        os.replace(tmp, self.directory / name)
+        features = features.contiguous()
+        metadata = {"format": SHARD_FORMAT, "sha256": _checksum(features, digest_tensor)}
+        data = save({"features": features, "digests": digest_tensor}, metadata=metadata)
+        try:
+            make_dirs(self.directory, CACHE_HINT)
+            write_bytes(self.directory / f"shard-{uuid.uuid4().hex[:12]}.safetensors", data, CACHE_HINT)
+        except DiskWriteError as exc:  # the features are in memory: training goes on, only the cache is lost
+            self.warn(f"{exc} (the features were not cached; training goes on)")
 
     def features(
         self, items: Sequence[Any], compute: Callable[[list[int]], torch.Tensor], digest=item_digest
@@ -98,8 +148,12 @@ class FeatureCache:
         known = self._index()
         missing = sorted({digests[i]: i for i in range(len(items)) if digests[i] not in known}.values())
         if missing:
+            from transferkit.training.distributed import barrier, is_main
+
             computed = compute(missing)
-            self._write([digests[i] for i in missing], computed)
+            if is_main():  # several processes computed the rows together (distributed.all_ranks); one writes them
+                self._write([digests[i] for i in missing], computed)
+            barrier()  # every process then reads the same cache at its next call, so all agree on what is missing
             known.update({digests[i]: row for i, row in zip(missing, computed)})
         stacked = torch.stack([known[d] for d in digests]) if items else torch.empty(0)
         return stacked, CacheStats(hits=len(items) - len(missing), computed=len(missing), directory=str(self.directory))

@@ -4,6 +4,7 @@ the task (classification, multilabel, regression: targets, head width, loss, val
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 from transferkit.config import RunConfig
 from transferkit.data.examples import ExampleSet
 from transferkit.data.splits import stratified_split, stratified_subsample
-from transferkit.errors import BackboneError, DataError
+from transferkit.errors import BackboneError, ConfigError, DataError
 
 TaskLike = Any  # a training.tasks task object (imported lazily: it needs torch)
 
@@ -40,9 +41,27 @@ def pick_device(device: str = "auto"):
 def make_accelerator(config: RunConfig):
     """accelerate's Accelerator for the configured device and gradient accumulation."""
     from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
 
+    from transferkit.training.distributed import init_from_env
+
+    init_from_env()  # several processes (--nproc, torchrun): join their group before accelerate looks for it
     cpu = pick_device(config.train.device).type == "cpu"
-    return Accelerator(cpu=cpu, gradient_accumulation_steps=config.train.grad_accum_steps)
+    # Parts of a backbone that a forward pass skips (e.g. BERT's pooler under mean pooling) get no gradient: DDP
+    # must be told, or it waits for them forever.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    precision = config.train.mixed_precision
+    if precision == "fp16" and (cpu or config.train.fsdp):
+        raise ConfigError(
+            "--mixed-precision fp16 needs a GPU and plain data parallelism (float16 loss scaling); on CPU, or with "
+            "--fsdp, use --mixed-precision bf16 (or no)."
+        )
+    return Accelerator(
+        cpu=cpu,
+        gradient_accumulation_steps=config.train.grad_accum_steps,
+        mixed_precision="no" if config.train.fsdp else precision,  # --fsdp: FSDP's own policy (training/sharding.py)
+        kwargs_handlers=[ddp],
+    )
 
 
 def run_fingerprint(config: RunConfig, train, val) -> str:
@@ -98,7 +117,8 @@ def _build_backbone(config: RunConfig, train: ExampleSet | None, module):
 
     bc = config.backbone
     if bc.backbone and is_run_dir(bc.backbone):
-        return backbone_from_run(Path(bc.backbone), module)  # module: a fresh instance of a custom class
+        # module: a fresh instance of a custom class
+        return backbone_from_run(Path(bc.backbone), module, trust_remote_code=bc.trust_remote_code)
     if module is not None and train is not None and train.modality == "image":
         from transferkit.backbones.torch_module import ImageModuleBackbone
 
@@ -117,15 +137,16 @@ def _build_backbone(config: RunConfig, train: ExampleSet | None, module):
         clip_seconds=config.data.clip_seconds,
         trim_silence=config.data.trim_silence,
         data_width=width,
+        trust_remote_code=bc.trust_remote_code,
     )
 
 
-def backbone_from_run(directory: Path, module=None):
+def backbone_from_run(directory: Path, module=None, trust_remote_code: bool = False):
     """The backbone of a saved transferkit run (adapters merged), to carry to a new task; its head is dropped."""
     from transferkit.api import load
     from transferkit.strategies.lora import has_adapters, merge_adapters
 
-    loaded = load(directory, device="cpu", module=module)
+    loaded = load(directory, device="cpu", module=module, trust_remote_code=trust_remote_code)
     if not hasattr(loaded.model_, "backbone"):
         raise BackboneError(
             f"{str(directory)!r} is a generative run (a language model), not a classifier: it cannot be the backbone "
@@ -228,6 +249,7 @@ def _describe(config: RunConfig, model, strategy, phases, results, counts, run: 
                 "stopped_early": r.stopped_early,
                 "optimizer_steps": r.optimizer_steps,
                 "resumed_from_step": r.resumed_from_step,
+                "seconds": r.seconds,
             }
             for phase, r in zip(phases, results)
         },
@@ -270,10 +292,14 @@ def fit_run(
     from transferkit.data.labels import check_known_labels
     from transferkit.export.manifest import backbone_weights
     from transferkit.training.checkpoint import Checkpointer
+    from transferkit.training.distributed import all_ranks, init_from_env, is_main
     from transferkit.training.feature_cache import FeatureSource
     from transferkit.training.phases import run_phase
     from transferkit.training.tasks import task_for_training
 
+    init_from_env()  # started by torchrun / accelerate launch: join the other processes
+    if not is_main():  # several processes (--nproc, torchrun): rank 0 speaks for all of them
+        log, on_epoch = None, None
     train, val, val_source, split = _split_data(config, train, val, log)
     task = task_for_training(config, train)  # after the split: regression scales by the training rows only
     if val is not None:
@@ -293,20 +319,28 @@ def fit_run(
     )
     accelerator = make_accelerator(config)
     model.to(accelerator.device)
+    if log and accelerator.num_processes > 1:
+        log(
+            f"data-parallel over {accelerator.num_processes} processes ({accelerator.distributed_type.value}, "
+            f"{accelerator.device.type}): each global batch of {config.train.batch_size} is split between them"
+        )
     checkpointer = Checkpointer(checkpoint_dir, run_fingerprint(config, train, val), config.train.checkpoint_steps)
     features = FeatureSource(config, model.backbone, accelerator.device, log)
     phases, results, counts = strategy.phases(config), [], {}
-    for phase in phases:
-        result, counts[phase.name] = run_phase(
-            phase, model, run, config, accelerator, features, checkpointer, resume, log, on_epoch
-        )
-        results.append(result)
-        if not phase.cached_features:  # the backbone trained: later features (a head phase after it) are its own
-            model.backbone.weights_id = None  # from now on the feature cache hashes the weights' content
-            features.invalidate()
-    model.eval()
-    model.requires_grad_(False)
-    _calibrate(model, run, config, features, phases[-1], accelerator.device)
+    with all_ranks():  # every process runs these same steps: inference in them is shared and gathered
+        for phase in phases:
+            started = time.perf_counter()
+            result, counts[phase.name] = run_phase(
+                phase, model, run, config, accelerator, features, checkpointer, resume, log, on_epoch
+            )
+            result.seconds = round(time.perf_counter() - started, 3)  # what benchmarks/scaling.py divides rows by
+            results.append(result)
+            if not phase.cached_features:  # the backbone trained: later features (a head phase after it) are its own
+                model.backbone.weights_id = None  # from now on the feature cache hashes the weights' content
+                features.invalidate()
+        model.eval()
+        model.requires_grad_(False)
+        _calibrate(model, run, config, features, phases[-1], accelerator.device)
     if log and features.stats["hits"] + features.stats["computed"]:
         log(f"backbone features: {features.stats['computed']} computed, {features.stats['hits']} read from the cache")
     info = _describe(config, model, strategy, phases, results, counts, run, features)

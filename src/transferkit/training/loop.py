@@ -8,6 +8,7 @@ history and the best-epoch state for early stopping.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,8 +22,19 @@ from transferkit.errors import ArtifactError, TrainingError
 from transferkit.evaluation.metrics import classification_metrics
 from transferkit.training.batching import ItemDataset, LengthGroupedBatches, labelled_collate
 from transferkit.training.checkpoint import Checkpointer, rng_state, set_rng_state
-from transferkit.training.inference import run_batched
+from transferkit.training.distributed import RankPieces, is_main, piece_of, sum_across, world
+from transferkit.training.inference import move, run_batched
 from transferkit.training.schedule import build_optimizer
+from transferkit.training.sharding import (
+    full_optimizer_state,
+    full_state,
+    load_full_optimizer_state,
+    load_full_state,
+    mirror_modes,
+    shard_copy,
+    unshard_into,
+    wants_sharding,
+)
 
 # (module, validation batches, device) -> (row of metrics for the history, score: higher is better)
 Validator = Callable[[nn.Module, "Batches", Any], tuple[dict, tuple]]
@@ -48,6 +60,7 @@ class TrainResult:
     stopped_early: bool = False
     optimizer_steps: int = 0
     resumed_from_step: int | None = None
+    seconds: float | None = None  # wall time of the phase (set by fit_run; this process's view)
 
 
 @dataclass
@@ -120,24 +133,37 @@ def train_loop(
     """
     batch_size = train.head_batch_size if head_only else train.batch_size
     batches = LengthGroupedBatches(data.lengths, batch_size, train.seed, train.group_by_length and not head_only)
+    rank, size = world()
     loader = torch.utils.data.DataLoader(
         ItemDataset(data.items, data.labels),
-        batch_sampler=batches,
+        batch_sampler=RankPieces(batches, rank, size) if size > 1 else batches,  # several processes: one piece each
         collate_fn=labelled_collate(data.train_collate or data.collate),
         generator=torch.Generator().manual_seed(train.seed),  # keeps the global RNG for dropout alone
     )
     total_steps = math.ceil(len(batches) / train.grad_accum_steps) * epochs
+    original = module
+    sharded = wants_sharding(train.fsdp, module)
+    if sharded:  # --fsdp: train a sharded copy; the plain model gets its weights at the end
+        module, param_groups = shard_copy(module, param_groups, accelerator.device, train.mixed_precision)
     optimizer, scheduler = build_optimizer(param_groups, train, total_steps)
     # The optimizer and scheduler stay plain torch objects: stepping them only when gradients are synced is
     # explicit below, and accelerate's optimizer wrapper costs ~1 ms per step, which dominates head-only training.
-    module, loader = accelerator.prepare(module, loader)
+    # The loader is ours too: every process walks the same global batches (RankPieces cuts them), which keeps a
+    # run with N processes equal to one with 1, and lets a checkpoint resume with any number of processes.
+    if not sharded:
+        module = accelerator.prepare(module)  # DDP with several processes; autocast with --mixed-precision
     validate = validate or classification_validator(train, num_classes)
     run = _Run(module, optimizer, scheduler, loader, batches, val, train, epochs, validate, accelerator)
+    run.original = original if sharded else None
     run.log, run.phase, run.checkpointer = log, phase, checkpointer or Checkpointer(None, "")
     run.on_epoch = on_epoch
     if objective is not None:
         run.loss_fn = objective
     saved = run.restore() if resume else None
+    if saved is not None and (run.state.done or run.state.epoch > epochs):
+        # A finished phase trains no epoch here, where its RNG state would be set: set it now, so the next phase
+        # (lp-ft's fine-tuning after the probe) draws the same dropout masks as an uninterrupted run.
+        set_rng_state(saved["rng"])
     while not run.state.done and run.state.epoch <= epochs:
         run.train_epoch(train_mode, saved)
         saved = None
@@ -145,6 +171,9 @@ def train_loop(
     unwrapped = accelerator.unwrap_model(module)
     if run.state.best_state is not None:
         unwrapped.load_state_dict(run.state.best_state, strict=False)  # the best epoch (frozen weights never moved)
+    if sharded:
+        unshard_into(original, module)
+        unwrapped = original
     unwrapped.eval()
     return run.result
 
@@ -171,10 +200,15 @@ class _Run:
     result: TrainResult = field(default_factory=TrainResult)
     loss_fn: Objective = field(default_factory=lambda: nn.CrossEntropyLoss())
     _frozen: float | None = None  # digest of the frozen weights: they do not move during a phase, so computed once
+    original: nn.Module | None = None  # --fsdp: the plain model whose sharded copy `module` is
+
+    def plain_module(self) -> nn.Module:
+        """The model as one process sees it whole: the unwrapped module, or under --fsdp the plain original."""
+        return self.original if self.original is not None else self.accelerator.unwrap_model(self.module)
 
     def frozen_digest(self) -> float:
         if self._frozen is None:
-            self._frozen = _frozen_digest(self.accelerator.unwrap_model(self.module))
+            self._frozen = _frozen_digest(self.plain_module())  # frozen weights: the copy's are the same
         return self._frozen
 
     def restore(self) -> dict | None:
@@ -182,7 +216,7 @@ class _Run:
         saved = self.checkpointer.load(self.phase)
         if saved is None:
             return None
-        module = self.accelerator.unwrap_model(self.module)
+        module = self.plain_module()
         where = self.checkpointer.path(self.phase)
         if saved.get("frozen_digest") not in (None, self.frozen_digest()):
             raise ArtifactError(
@@ -190,15 +224,23 @@ class _Run:
                 "model or module initialisation). Resume with the same model, or pass --overwrite to start over."
             )
         trainable = {name for name, p in module.named_parameters() if p.requires_grad}
-        missing, unexpected = module.load_state_dict(saved["module"], strict=False)
+        if self.original is not None:  # full tensors by name, into each process's shards
+            missing, unexpected = load_full_state(self.module, saved["module"])
+        else:
+            missing, unexpected = module.load_state_dict(saved["module"], strict=False)
         if unexpected or trainable & set(missing):
             raise ArtifactError(
                 f"Checkpoint {str(where)!r} does not match this model (unexpected: {unexpected[:3]}, missing: "
                 f"{sorted(trainable & set(missing))[:3]}). Resume with the same options, or pass --overwrite."
             )
-        self.optimizer.load_state_dict(saved["optimizer"])
+        if self.original is not None:
+            load_full_optimizer_state(self.module, self.optimizer, saved["optimizer"])
+        else:
+            self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
         self.state = LoopState(**saved["loop"])
+        if not is_main():  # the checkpoint's loss totals are every process's: rank 0 carries them on
+            self.state.running, self.state.seen = 0.0, 0
         self.result = TrainResult(**saved["result"])
         self.result.resumed_from_step = self.result.optimizer_steps
         if self.log:
@@ -206,17 +248,27 @@ class _Run:
         return saved
 
     def save_checkpoint(self) -> None:
-        if self.checkpointer.enabled:
+        if not self.checkpointer.enabled:
+            return
+        running, seen = sum_across(self.state.running, self.state.seen)  # every process's totals, counted once
+        if self.original is not None:  # --fsdp: every process gathers the whole state (collectives), rank 0 writes
+            changing = _changing_state(self.original).keys()
+            module_state = {k: v for k, v in full_state(self.module).items() if k in changing}
+            optimizer_state = full_optimizer_state(self.module, self.optimizer)
+        else:
+            module_state = _changing_state(self.accelerator.unwrap_model(self.module))
+            optimizer_state = self.optimizer.state_dict()
+        if is_main():  # only rank 0 writes; every process holds the same weights and optimizer state
             self.checkpointer.save(
                 self.phase,
                 {
                     # frozen weights never move (they are rebuilt identically on resume): only what trains is saved
-                    "module": _changing_state(self.accelerator.unwrap_model(self.module)),
+                    "module": module_state,
                     "frozen_digest": self.frozen_digest(),
-                    "optimizer": self.optimizer.state_dict(),
+                    "optimizer": optimizer_state,
                     "scheduler": self.scheduler.state_dict(),
-                    "loop": vars(self.state),
-                    "result": {k: v for k, v in vars(self.result).items() if k != "resumed_from_step"},
+                    "loop": {**vars(self.state), "running": running, "seen": int(seen)},
+                    "result": {k: v for k, v in vars(self.result).items() if k not in ("resumed_from_step", "seconds")},
                     "rng": rng_state(),
                 },
             )
@@ -225,11 +277,17 @@ class _Run:
         from tqdm.auto import tqdm
 
         state, epoch = self.state, self.state.epoch
-        # accelerate's loader re-sets the sampler's epoch from its own counter at each iter(): set it there
-        getattr(self.loader, "set_epoch", self.batches.set_epoch)(epoch)
+        self.batches.set_epoch(epoch)
+        rank, size = world()
+        # each piece's loss weight (n_r * N / n: the DDP-averaged gradient is the one-process one); 1 alone
+        weights = [piece_of(b, rank, size)[1] for b in self.batches] if size > 1 else [1.0] * len(self.batches)
         self.module.train()
+        if self.original is not None:  # the strategy sets modes on the plain model; the sharded copy follows
+            self.original.train()
         if train_mode:
             train_mode()
+        if self.original is not None:
+            mirror_modes(self.original, self.module)
         iterator = iter(self.loader)
         for _ in range(state.batches_done):  # resuming inside an epoch: same order, skip what was trained
             next(iterator)
@@ -244,21 +302,30 @@ class _Run:
             unit="batch",
             disable=None if self.log else True,
         )
+        device = self.accelerator.device
         for inputs, targets in bar:
-            stepped, loss = self.step(inputs, targets)
+            inputs, targets = move(inputs, device), targets.to(device)
+            weight = weights[state.batches_done]
+            stepped, loss = self.step(inputs, targets, weight)
             state.batches_done += 1
-            state.running += loss * len(targets)
-            state.seen += len(targets)
-            bar.set_postfix(loss=f"{state.running / state.seen:.4f}")
+            rows = len(targets) if weight else 0  # a weight-0 stand-in row (empty piece) is not counted
+            state.running += loss * rows
+            state.seen += rows
+            bar.set_postfix(loss=f"{state.running / max(state.seen, 1):.4f}")
             if stepped:
                 self.result.optimizer_steps += 1
                 every = self.checkpointer.every_steps
                 if every and self.result.optimizer_steps % every == 0 and state.batches_done < len(self.batches):
                     self.save_checkpoint()
 
-    def step(self, inputs, targets) -> tuple[bool, float]:
-        """Forward + backward on one micro-batch; an optimizer step when accumulation completes."""
-        with self.accelerator.accumulate(self.module):
+    def step(self, inputs, targets, weight: float = 1.0) -> tuple[bool, float]:
+        """Forward + backward on one micro-batch (its loss scaled by `weight`); an optimizer step when accumulation
+        completes: every `grad_accum_steps` micro-batches and at the epoch's end (accelerate's rule, made explicit
+        because the loader is not accelerate's)."""
+        done = self.state.batches_done + 1
+        stepped = done % self.train.grad_accum_steps == 0 or done == len(self.batches)
+        between = getattr(self.module, "no_sync", None) if not stepped else None  # DDP: all-reduce on the last only
+        with between() if between else contextlib.nullcontext():
             loss = self.loss_fn(self.module(inputs), targets)
             if not torch.isfinite(loss):
                 raise TrainingError(
@@ -266,20 +333,30 @@ class _Run:
                     f"{self.result.optimizer_steps + 1}. Lower the learning rate (--lr / --head-lr), or check the "
                     "data for broken examples. The last good checkpoint was kept."
                 )
-            self.accelerator.backward(loss)
-            stepped = self.accelerator.sync_gradients
-            if stepped:
-                if self.train.max_grad_norm:
-                    nn.utils.clip_grad_norm_(self.module.parameters(), self.train.max_grad_norm)
+            self.accelerator.backward(loss * weight if weight != 1.0 else loss)  # divides by grad_accum_steps
+        if stepped:
+            scaler = self.accelerator.scaler  # fp16: gradients are scaled; unscale before clipping
+            if scaler is not None:
+                scaler.unscale_(self.optimizer)
+            if self.train.max_grad_norm:
+                nn.utils.clip_grad_norm_(self.module.parameters(), self.train.max_grad_norm)
+            if scaler is None:
                 self.optimizer.step()
                 self.scheduler.step()
-                self.optimizer.zero_grad()
+            else:  # a step with inf/nan gradients is skipped (and the scale lowered): the schedule waits for it
+                scale = scaler.get_scale()
+                scaler.step(self.optimizer)
+                scaler.update()
+                if scaler.get_scale() >= scale:
+                    self.scheduler.step()
+            self.optimizer.zero_grad()
         return stepped, loss.item()
 
     def end_epoch(self, patience: int | None) -> None:
         """Validate, keep the best state, log, decide on early stopping, checkpoint."""
         state, result, epoch = self.state, self.result, self.state.epoch
-        row: dict[str, Any] = {"epoch": epoch, "train_loss": round(state.running / max(state.seen, 1), 6)}
+        running, seen = sum_across(state.running, state.seen)  # every process's rows, each counted once
+        row: dict[str, Any] = {"epoch": epoch, "train_loss": round(running / max(seen, 1), 6)}
         if self.val is not None and len(self.val.items):
             metrics, score = self.validate(self.module, self.val, self.accelerator.device)
             row.update(metrics)

@@ -58,7 +58,7 @@ def check_out(out: Path, study_files: list[str]) -> None:
     )
 
 
-def saved_run(out: Path, result: TuneResult):
+def saved_run(out: Path, result: TuneResult, trust_remote_code: bool = False):
     """(model, refit score) when `out` already holds the refit of this study's best trial, else None."""
     from transferkit.api import load
     from transferkit.export.artifact import is_run_dir, read_manifest
@@ -68,7 +68,7 @@ def saved_run(out: Path, result: TuneResult):
     saved = read_manifest(out).get("tuning") or {}
     if (saved.get("study_name"), saved.get("best_trial")) != (result.study_name, result.best_trial):
         return None
-    return load(out), saved.get("refit_value")
+    return load(out, trust_remote_code=trust_remote_code), saved.get("refit_value")
 
 
 def save_beside_study(model, out: Path, study_files: list[str], tuning: dict[str, Any]) -> Path:

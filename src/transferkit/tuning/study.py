@@ -96,7 +96,7 @@ def _refit(result: TuneResult, params, data, val, out: Path | None, keep: list[s
     """Fit the best options again on the same data (same split, same seed) and save them beside the study."""
     from transferkit.api import FineTuner
 
-    saved = saved_run(out, result) if out is not None else None
+    saved = saved_run(out, result, bool(params.get("trust_remote_code"))) if out is not None else None
     if saved is not None:  # rerun after a finished study: the run is there, only the trial table is refreshed
         from transferkit.export.artifact import update_manifest
 
