@@ -23,6 +23,8 @@ EPILOG_FIT = """examples:
   transferkit fit --data train.csv --strategy lora --lora-r 16 --merge-adapters --out runs/lora
   transferkit fit --data few.csv --strategy contrastive --out runs/few   (8-64 examples per class: pairs, then a head)
   transferkit fit --data train.csv --out runs/x --resume       (continue after an interruption)
+  transferkit fit --data train.csv --out runs/x --nproc 2      (2 processes, data-parallel; same result as 1)
+  torchrun --nproc-per-node 4 -m transferkit fit --data train.csv --out runs/x --fsdp --mixed-precision bf16
   transferkit fit --data photos/ --strategy lp-ft --out runs/photos          (images: a folder per class)
   transferkit fit --data clips/ --strategy probe --out runs/digits           (audio: a folder per class)
   transferkit fit --data source.npz --backbone mlp:1000-128 --out runs/src   (vectors: X, y in an .npz)
@@ -160,6 +162,7 @@ def _write_eval(run_dir: Path, data_path: str, metrics: dict[str, Any]) -> Path:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     import transferkit as tk
+    from transferkit.cli_distributed import fit_worker, release_workers
     from transferkit.cli_report import write_report
     from transferkit.export.artifact import discard_unstarted_run, prepare_run_dir
     from transferkit.training.run_lock import run_lock
@@ -172,15 +175,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from transferkit.training.distributed import is_main
 
     if not is_main():  # a worker of a multi-process fit: rank 0 holds the lock and writes; this one trains
-        return _fit_worker(args, values)
+        return fit_worker(args, values)
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(run_lock(args.out))  # one fit per --out at a time; a killed holder's lock dies with it
             checkpoints = prepare_run_dir(args.out, args.overwrite, args.resume)  # fail before training, not after
         except BaseException:
-            _release_workers(False)  # the other processes of a multi-process fit stop too
+            release_workers(False)  # the other processes of a multi-process fit stop too
             raise
-        _release_workers(True)
+        release_workers(True)
         try:
             model = tk.FineTuner(**values).fit(args.data, val=args.val, checkpoint_dir=checkpoints, resume=args.resume)
         except BaseException:
@@ -193,78 +196,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
             _print_eval(metrics, args.json)
             _write_eval(out, args.test, metrics)
             write_report(out)
-    return 0
-
-
-def _run_command(args: argparse.Namespace) -> int:
-    """The subcommand; in a worker process of predict/evaluate, with the rows shared between the processes."""
-    from transferkit.training.distributed import all_ranks, init_from_env, is_main, launched
-
-    if not launched():
-        return args.func(args)
-    init_from_env()
-    if args.func.__name__ not in ("cmd_predict", "cmd_evaluate"):
-        return args.func(args)
-    if getattr(args, "protocol", None) == "kshot":
-        raise TransferkitError("--protocol kshot trains many small models: run it in one process (drop --nproc).")
-    with all_ranks():  # every process runs the same inference calls; rank 0 prints and writes
-        return args.func(args) if is_main() else _inference_worker(args)
-
-
-def _inference_worker(args: argparse.Namespace) -> int:
-    """Ranks > 0 of predict/evaluate: the same inference calls as rank 0, with nothing printed or written."""
-    import io
-    import tempfile
-
-    import transferkit as tk
-
-    if args.func.__name__ == "cmd_evaluate":
-        model = tk.load(args.run, trust_remote_code=getattr(args, "trust_remote_code", False))
-        model.evaluate(args.data, text=getattr(args, "text_column", None), label=getattr(args, "label_column", None))
-        return 0
-    with tempfile.TemporaryDirectory() as scratch, contextlib.redirect_stdout(io.StringIO()):
-        with contextlib.redirect_stderr(io.StringIO()):
-            if args.output:  # rank 0 writes the real file
-                args.output = str(Path(scratch) / Path(args.output).name)
-            return args.func(args)
-
-
-def add_nproc_argument(parser) -> None:
-    """--nproc for the commands that run data-parallel (fit, evaluate, predict)."""
-    parser.add_argument(
-        "--nproc",
-        type=int,
-        default=1,
-        metavar="N",
-        help="run in N processes on this machine (PyTorch DDP, gloo on CPU / NCCL on GPUs; cores/N threads each). "
-        "Same result as 1 process; for several machines use torchrun --nnodes ... -m transferkit (see README)",
-    )
-
-
-def _release_workers(ok: bool = True) -> None:
-    """Rank 0 tells the other processes (waiting in `_fit_worker`) whether --out was prepared."""
-    from transferkit.training.distributed import world
-
-    if world()[1] > 1:
-        import torch.distributed as dist
-
-        dist.broadcast_object_list([ok], src=0)
-
-
-def _fit_worker(args: argparse.Namespace, values: dict[str, Any]) -> int:
-    """Ranks > 0 of `fit`: wait until rank 0 has checked and prepared --out, train alongside it, write nothing."""
-    import torch.distributed as dist
-
-    import transferkit as tk
-    from transferkit.export.artifact import CHECKPOINTS
-
-    ready = [None]
-    dist.broadcast_object_list(ready, src=0)
-    if not ready[0]:
-        return 2
-    tk.FineTuner(**values).fit(
-        args.data, val=args.val, checkpoint_dir=Path(args.out) / CHECKPOINTS, resume=args.resume, verbose=False
-    )
     return 0
 
 
@@ -340,6 +271,8 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from transferkit.cli_distributed import add_nproc_argument
+
     parser = argparse.ArgumentParser(
         prog="transferkit",
         description="Fine-tune a pretrained model on your labelled data, evaluate it honestly, and apply it.",
@@ -446,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
 
     command = sys.argv[1:] if argv is None else list(argv)
     record_command(command)
+    from transferkit.cli_distributed import lost_a_peer, run_command
     from transferkit.training.distributed import is_main, launched
 
     try:
@@ -453,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             from transferkit.training.launch import launch, strip_nproc
 
             return launch(strip_nproc(command), args.nproc)
-        return _run_command(args)
+        return run_command(args)
     except TransferkitError as exc:
         if is_main():  # workers mostly meet the same error: rank 0 says it; the launcher tells another's
             print(f"error: {exc}", file=sys.stderr)
@@ -466,17 +400,9 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except RuntimeError as exc:
-        if launched() and _lost_a_peer(exc):
+        if launched() and lost_a_peer(exc):
             return 3  # another process died mid-collective: the launcher reports which one, and why
         raise
-
-
-def _lost_a_peer(exc: RuntimeError) -> bool:
-    """A collective failed because another process of the run is gone (gloo / NCCL connection errors)."""
-    text = str(exc)
-    return type(exc).__name__ == "DistBackendError" or any(
-        sign in text for sign in ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
-    )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
     )
     add_runtime_argument(pr)
     add_trust_argument(pr)
-    from transferkit.cli import add_nproc_argument
+    from transferkit.cli_distributed import add_nproc_argument
 
     add_nproc_argument(pr)
     pr.set_defaults(func=cmd_predict)
