@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast lint format clean
+.PHONY: setup demo test test-fast lint format clean bench-env
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,15 @@ lint: setup
 format: setup
 	$(VENV)/bin/ruff format src tests examples
 	$(VENV)/bin/ruff check --fix src tests examples
+
+# Peer tools for the side-by-side benchmarks (SetFit, ...), in a venv of their own; never transferkit's dependencies.
+bench-env: .venv-peers/.installed
+
+.venv-peers/.installed: benchmarks/requirements-peers.txt
+	test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers
+	.venv-peers/bin/python -m pip install -q --upgrade pip
+	.venv-peers/bin/python -m pip install -q --no-cache-dir -r benchmarks/requirements-peers.txt
+	touch $@
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache src/*.egg-info
