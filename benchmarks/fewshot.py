@@ -160,7 +160,12 @@ def main() -> None:
                 for method in methods:
                     print(f"{dataset} {shots}/class seed {seed}: {method} ...", file=sys.stderr, flush=True)
                     by_method[method].append({"seed": seed, **run_fit(method, job, args)})
+                    write_json(results, args)  # after every fit: a long run that stops early keeps what it measured
+            print_table({(dataset, shots): by_method}, methods, args)  # each cell's table as it ends
     print_table(results, methods, args)
+
+
+def write_json(results: dict, args) -> None:
     if args.json:
         rows = [
             {"dataset": d, "shots": k, "method": m, **r}
@@ -168,7 +173,7 @@ def main() -> None:
             for m, rs in ms.items()
             for r in rs
         ]
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"settings": vars(args), "fits": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
