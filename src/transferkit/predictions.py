@@ -4,6 +4,7 @@ into an output file (`predict_file`), with memory bounded by the chunk size what
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,13 @@ def _chunk_inputs(model, frame, path: Path, first_row: int, text: str | None) ->
     return examples.inputs
 
 
+class _Discard:
+    """The sink of a process other than rank 0: its rows are written by rank 0."""
+
+    def write(self, frame) -> None:
+        pass
+
+
 def predict_file(
     model,
     data: str | Path,
@@ -77,6 +85,7 @@ def predict_file(
 
     from transferkit.data.chunks import TableChunks
     from transferkit.data.table_writer import table_writer
+    from transferkit.training.distributed import is_main
 
     model._check_fitted()
     chunks = TableChunks(data, chunk_rows)
@@ -90,7 +99,9 @@ def predict_file(
         **bar_options,
     )
     read = written = 0  # rows read, rows written (fewer when unreadable image/audio files are skipped)
-    with bar, table_writer(output) as sink:
+    # several processes (predict --nproc): each computes its share of every chunk, rank 0 alone writes
+    writer = table_writer(output) if is_main() else nullcontext(_Discard())
+    with bar, writer as sink:
         for frame in chunks:
             inputs = _chunk_inputs(model, frame, chunks.path, read + 1, text)
             column, shown = input_column(model, inputs, written + 1)

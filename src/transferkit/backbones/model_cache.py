@@ -38,7 +38,7 @@ def cached_conversion(source: Path, name: str, convert: Callable[[Path], None], 
         convert(temp)
         try:
             if not (final / "model.safetensors").is_file():  # else a concurrent conversion won the race
-                atomic.swap_directory(temp, final, hint)
+                os.rename(temp, final)  # never replaces a directory another process finished (and may be reading)
         except OSError:
             if not (final / "model.safetensors").is_file():
                 raise

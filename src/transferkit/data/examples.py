@@ -112,7 +112,7 @@ def _clean_labels(raw: list[Any], source: str, options: LoadOptions | None = Non
     return clean_labels(raw, source, task, separator)
 
 
-def _is_unicode(text: str) -> bool:
+def is_unicode(text: str) -> bool:
     """Encodable as UTF-8: no lone surrogates (JSON's "\\ud800" escapes decode to them; tokenizers and hashing fail)."""
     try:
         text.encode("utf-8")
@@ -129,7 +129,7 @@ def _check_texts(texts: list[Any], source: str) -> list[str]:
             f"{source}: {len(bad_type)} input(s) are not strings (row {i + 1} is {type(texts[i]).__name__}: "
             f"{repr(texts[i])[:80]}). Text inputs must be strings; convert them or drop those rows."
         )
-    broken = [i for i, t in enumerate(texts) if not _is_unicode(t)]
+    broken = [i for i, t in enumerate(texts) if not is_unicode(t)]
     if broken:
         rows = ", ".join(str(i + 1) for i in broken[:10])
         raise DataError(

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from transferkit.errors import DiskWriteError
+from transferkit.errors import DiskWriteError, TransferkitError
 
 OUT_HINT = " or choose another --out"  # follows the fix: "free space or choose another --out"
 DISK_ERRNOS = {  # errno -> (what happened, the fix)
@@ -78,13 +78,21 @@ def disk_errors(path: Path, hint: str = OUT_HINT) -> Iterator[None]:
     """Turn a disk-full / read-only / permission failure inside the block into DiskWriteError naming `path`."""
     try:
         yield
-    except DiskWriteError:
+    except TransferkitError:  # already says what went wrong (e.g. an input file the block was reading)
         raise
     except Exception as exc:
+        if isinstance(exc, OSError) and exc.filename and not _beside(Path(str(exc.filename)), Path(path)):
+            raise  # about a file elsewhere (an input being read), not what is being written
         converted = as_disk_error(exc, path, hint)
         if converted is None:
             raise
         raise converted from exc
+
+
+def _beside(name: Path, target: Path) -> bool:
+    """Whether `name` lies in the directory that receives `target` (its temp files, or inside a run directory)."""
+    home = target.absolute().parent
+    return home == name.absolute() or home in name.absolute().parents
 
 
 def _fsync(path: Path, directory: bool = False) -> None:

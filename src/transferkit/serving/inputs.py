@@ -12,6 +12,7 @@ import json
 import math
 from typing import Any
 
+from transferkit.data.examples import is_unicode
 from transferkit.errors import RequestError
 from transferkit.serving.config import ServeConfig
 
@@ -91,7 +92,7 @@ def _check_texts(texts: list[Any], config: ServeConfig) -> None:
             raise unprocessable(
                 "invalid_inputs", f"This is a text model: input {i + 1} is {_shown(text)}, not a string."
             )
-        if not _encodable(text):
+        if not is_unicode(text):
             raise unprocessable(
                 "invalid_inputs",
                 f"Input {i + 1} holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape), which is not "
@@ -122,14 +123,6 @@ def _check_rows(rows: list[Any], features: int | None) -> None:
             raise unprocessable(
                 "wrong_width", f"Input {i + 1} has {len(row)} numbers; this model takes {features} per row."
             )
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _is_row(value: Any) -> bool:

@@ -214,8 +214,14 @@ def _skip_reason(measured: dict[str, Any], left: float | None, memory_budget: in
 
 
 def _check_request(config: RunConfig, train: ExampleSet, val: ExampleSet | None, module: Any) -> None:
+    from transferkit.training.distributed import launched
     from transferkit.training.fit import MIN_ROWS_FOR_AUTO_VAL
 
+    if launched():  # each process would time its own pilots and could train other candidates than the rest
+        raise ConfigError(
+            'strategy="auto" decides from this process\'s own clock and memory: run it in one process (drop --nproc), '
+            "then train the strategy it chose with --nproc N."
+        )
     if module is not None:
         raise ConfigError(
             'strategy="auto" trains several copies of the backbone; with a torch.nn.Module backbone (trained in '

@@ -82,11 +82,11 @@ def piece_of(indices: Sequence[int], rank: int, size: int) -> tuple[list[int], f
 
 
 class RankPieces:
-    """A batch sampler yielding this process's piece of each global batch of `batches` (LengthGroupedBatches)."""
+    """A batch sampler yielding this process's piece of each global batch of `batches` (LengthGroupedBatches);
+    the loop weighs each piece's loss with `piece_of`'s weight for the same batch."""
 
     def __init__(self, batches, rank: int, size: int) -> None:
         self.batches, self.rank, self.size = batches, rank, size
-        self.weights: list[float] = []  # the loss weight of each piece, in the order yielded
 
     def set_epoch(self, epoch: int) -> None:
         self.batches.set_epoch(epoch)
@@ -95,11 +95,8 @@ class RankPieces:
         return len(self.batches)
 
     def __iter__(self) -> Iterator[list[int]]:
-        self.weights = []
         for indices in self.batches:
-            piece, weight = piece_of(indices, self.rank, self.size)
-            self.weights.append(weight)
-            yield piece
+            yield piece_of(indices, self.rank, self.size)[0]
 
 
 def my_batches(batches: list[list[int]], lockstep: bool = False) -> list[tuple[list[int], bool]]:
@@ -129,6 +126,17 @@ def gather_rows(rows: dict[int, Any]) -> dict[int, Any]:
     for part in parts:
         merged.update(part)
     return merged
+
+
+def agree_on_rows(rows: list[int]) -> list[int]:
+    """The union of every process's `rows` (sorted), when splitting: work that all processes must do together."""
+    if not splitting():
+        return rows
+    import torch.distributed as dist
+
+    parts: list[Any] = [None] * world()[1]
+    dist.all_gather_object(parts, rows)
+    return sorted(set().union(*parts))
 
 
 def sum_across(*values: float) -> list[float]:

@@ -147,13 +147,17 @@ class FeatureCache:
         digests = [digest(item) for item in items]
         known = self._index()
         missing = sorted({digests[i]: i for i in range(len(items)) if digests[i] not in known}.values())
-        if missing:
-            from transferkit.training.distributed import barrier, is_main
+        from transferkit.training.distributed import agree_on_rows, barrier, is_main, splitting
 
+        shared = splitting()  # several processes compute the rows together (distributed.all_ranks)
+        if shared:  # each read the cache itself: compute what any of them misses, so all make the same calls
+            missing = agree_on_rows(missing)
+        if missing:
             computed = compute(missing)
-            if is_main():  # several processes computed the rows together (distributed.all_ranks); one writes them
+            if is_main():  # one process writes them
                 self._write([digests[i] for i in missing], computed)
-            barrier()  # every process then reads the same cache at its next call, so all agree on what is missing
+            if shared:
+                barrier()  # the others read the cache only once it holds these rows
             known.update({digests[i]: row for i, row in zip(missing, computed)})
         stacked = torch.stack([known[d] for d in digests]) if items else torch.empty(0)
         return stacked, CacheStats(hits=len(items) - len(missing), computed=len(missing), directory=str(self.directory))

@@ -143,8 +143,10 @@ def train_loop(
     total_steps = math.ceil(len(batches) / train.grad_accum_steps) * epochs
     original = module
     sharded = wants_sharding(train.fsdp, module)
-    if sharded:  # --fsdp: train a sharded copy; the plain model gets its weights at the end
-        module, param_groups = shard_copy(module, param_groups, accelerator.device, train.mixed_precision)
+    if sharded:  # --fsdp: train a sharded copy; the plain model waits on the CPU and gets its weights at the end
+        home = next(original.parameters()).device
+        original.to("cpu")
+        module, param_groups = shard_copy(original, param_groups, accelerator.device, train.mixed_precision)
     optimizer, scheduler = build_optimizer(param_groups, train, total_steps)
     # The optimizer and scheduler stay plain torch objects: stepping them only when gradients are synced is
     # explicit below, and accelerate's optimizer wrapper costs ~1 ms per step, which dominates head-only training.
@@ -169,11 +171,11 @@ def train_loop(
         saved = None
         run.end_epoch(patience)
     unwrapped = accelerator.unwrap_model(module)
-    if run.state.best_state is not None:
-        unwrapped.load_state_dict(run.state.best_state, strict=False)  # the best epoch (frozen weights never moved)
     if sharded:
         unshard_into(original, module)
-        unwrapped = original
+        unwrapped = original.to(home)
+    if run.state.best_state is not None:
+        unwrapped.load_state_dict(run.state.best_state, strict=False)  # the best epoch (frozen weights never moved)
     unwrapped.eval()
     return run.result
 
@@ -201,6 +203,14 @@ class _Run:
     loss_fn: Objective = field(default_factory=lambda: nn.CrossEntropyLoss())
     _frozen: float | None = None  # digest of the frozen weights: they do not move during a phase, so computed once
     original: nn.Module | None = None  # --fsdp: the plain model whose sharded copy `module` is
+
+    def changing_state(self) -> dict:
+        """What training changes, whole: under --fsdp gathered from the shards (a collective), so the best epoch and
+        checkpoints hold the same tensors whatever the number of processes."""
+        if self.original is None:
+            return _changing_state(self.accelerator.unwrap_model(self.module))
+        changing = _changing_state(self.original).keys()
+        return {k: v for k, v in full_state(self.module).items() if k in changing}
 
     def plain_module(self) -> nn.Module:
         """The model as one process sees it whole: the unwrapped module, or under --fsdp the plain original."""
@@ -251,12 +261,10 @@ class _Run:
         if not self.checkpointer.enabled:
             return
         running, seen = sum_across(self.state.running, self.state.seen)  # every process's totals, counted once
-        if self.original is not None:  # --fsdp: every process gathers the whole state (collectives), rank 0 writes
-            changing = _changing_state(self.original).keys()
-            module_state = {k: v for k, v in full_state(self.module).items() if k in changing}
+        module_state = self.changing_state()  # --fsdp: every process gathers the whole state, rank 0 writes
+        if self.original is not None:
             optimizer_state = full_optimizer_state(self.module, self.optimizer)
         else:
-            module_state = _changing_state(self.accelerator.unwrap_model(self.module))
             optimizer_state = self.optimizer.state_dict()
         if is_main():  # only rank 0 writes; every process holds the same weights and optimizer state
             self.checkpointer.save(
@@ -362,7 +370,7 @@ class _Run:
             row.update(metrics)
             if score > state.best_score:
                 state.best_score, state.stale, result.best_epoch = score, 0, epoch
-                state.best_state = _changing_state(self.accelerator.unwrap_model(self.module))
+                state.best_state = self.changing_state()
             else:
                 state.stale += 1
         result.history.append(row)

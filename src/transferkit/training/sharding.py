@@ -47,7 +47,9 @@ def shard_copy(model: nn.Module, param_groups: list[dict], device: torch.device,
     from transferkit.training.distributed import world
 
     names = {id(p): name for name, p in model.named_parameters()}
-    sharded = copy.deepcopy(model).to(device)
+    sharded = copy.deepcopy(
+        model
+    )  # copied where the plain model is (the CPU): fully_shard moves each shard to `device`
     mesh = init_device_mesh(device.type, (world()[1],))
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed_precision)
     options: dict[str, Any] = {"mesh": mesh}
