@@ -130,8 +130,10 @@ def test_two_processes_probe_on_a_text_backbone(tmp_path, monkeypatch):
     args = ["fit", "--data", str(data), "--backbone", "tiny-bert", "--strategy", "probe", "--head-epochs", "5"]
     args += ["--no-check-data"]
     one = run_cli(*args, "--out", str(tmp_path / "one"), "--no-feature-cache", env=env)
-    two = run_cli(*args, "--out", str(tmp_path / "two"), "--nproc", "2", env=env)
+    # --test: rank 0 evaluates alone after the others have finished (through the feature cache: no collective)
+    two = run_cli(*args, "--out", str(tmp_path / "two"), "--nproc", "2", "--test", str(data), env=env)
     assert one.returncode == 0 and two.returncode == 0, two.stderr
+    assert (tmp_path / "two" / "report.html").is_file()
     assert_same_run(tmp_path / "one", tmp_path / "two")
     shards = list((tmp_path / "cache").rglob("shard-*.safetensors"))
     assert len(shards) == 2  # training and validation features, each written once (by rank 0)
