@@ -10,7 +10,6 @@ Parquet is read a record batch at a time; a row group is the least pyarrow reads
 
 from __future__ import annotations
 
-import codecs
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -142,7 +141,7 @@ def _is_utf16(path: Path) -> bool:
     """A UTF-16 byte-order mark (not UTF-32's) at the start: the whole-file reader decodes such text as UTF-16."""
     with open(path, "rb") as handle:
         head = handle.read(4)
-    return head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and not head.startswith(codecs.BOM_UTF32_LE)
+    return tables.has_utf16_bom(head)
 
 
 class _TextStream(io.TextIOBase):

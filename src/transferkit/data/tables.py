@@ -25,13 +25,18 @@ def _line_of(raw: bytes, offset: int) -> int:
     return raw[:offset].count(b"\n") + 1
 
 
+def has_utf16_bom(head: bytes) -> bool:
+    """A UTF-16 byte-order mark (not UTF-32's, which begins with the same two bytes) at the start of `head`."""
+    return head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and not head.startswith(codecs.BOM_UTF32_LE)
+
+
 def _decode_utf8(path: Path, raw: bytes, start: int = 0, lines: int = 0) -> str:
     """UTF-8 (with or without a BOM), or UTF-16 with its BOM (Excel's "Unicode text"); anything else is refused
     with the line of the first bad byte and a conversion command.
 
     `start`, `lines`: the bytes and line breaks before `raw` when a file is decoded in blocks of whole lines
     (data/chunks.py), so errors name the place in the whole file."""
-    utf16 = raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and not raw.startswith(codecs.BOM_UTF32_LE)
+    utf16 = has_utf16_bom(raw)
     if start == 0 and utf16:
         try:
             return raw.decode("utf-16")
