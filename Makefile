@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast lint format clean bench-env
+.PHONY: setup demo test test-fast lint format clean bench-env bench bench-quick
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,15 @@ bench-env: .venv-peers/.installed
 	.venv-peers/bin/python -m pip install -q --upgrade pip
 	.venv-peers/bin/python -m pip install -q --no-cache-dir -r benchmarks/requirements-peers.txt
 	touch $@
+
+# Side-by-side benchmarks (benchmarks/run_all.py): full mode writes benchmarks/results/<date>.json and the README's
+# benchmark block (hours on 2 cores); bench-quick runs every script's --quick, writes <date>-quick.json and leaves
+# the README alone. SetFit runs when .venv-peers exists (make bench-env); without it fewshot.py leaves SetFit out.
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+bench-quick: setup
+	$(PY) benchmarks/run_all.py --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache src/*.egg-info

@@ -10,11 +10,13 @@ change recorded by the export.
 
     .venv/bin/python benchmarks/inference.py                 # 500 train, 872 dev, 512 timed test sentences
     .venv/bin/python benchmarks/inference.py --quick         # 200 train, 200 dev, 128 timed sentences
+    .venv/bin/python benchmarks/inference.py --json out.json # also the measurements and the table as JSON
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -24,6 +26,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_report import markdown_table  # noqa: E402
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 RUNTIMES = ("torch", "onnx", "onnx-int8")
 
@@ -80,6 +85,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads = ORT intra-op threads")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="200 train, 200 dev, 128 timed rows, 3 repeats")
+    parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     if args.quick:
         args.train_rows, args.dev_rows, args.timed_rows, args.repeats = 200, 200, 128, 3
@@ -101,35 +107,52 @@ def main() -> None:
                 print(f"timing {runtime}, batch {batch_size} ...", file=sys.stderr, flush=True)
                 rates = throughput(model, texts, batch_size, args.repeats)
                 rows.append((runtime, batch_size, rates, accuracy))
-        _print_table(args, record, rows, directory / "run")
+        table = _table(args, record, rows, directory / "run")
+    print("\n" + markdown_table(table))
+    if args.json:
+        runs = [
+            {"runtime": r, "batch_size": b, "predictions_per_s": rates, "test_accuracy": a} for r, b, rates, a in rows
+        ]
+        result = {"benchmark": "inference", "settings": vars(args), "runs": runs, "export": record, "table": table}
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")
 
 
-def _print_table(args, record: dict, rows: list, run: Path) -> None:
+def _table(args, record: dict, rows: list, run: Path) -> dict:
+    """The Markdown table (bench_report format): one row per runtime and batch size, the export's checks as notes."""
     from importlib import metadata
 
     base = {b: statistics.median(r) for runtime, b, r, _ in rows if runtime == "torch"}
     sizes = {"torch": (run / "weights.safetensors"), "onnx": run / "model.onnx", "onnx-int8": run / "model.int8.onnx"}
-    print(
-        f"\nSST-2, MiniLM + probe head ({args.train_rows} train rows), max_length {args.max_length}; {len(rows) // 2} "
+    caption = (
+        f"SST-2, MiniLM + probe head ({args.train_rows} train rows), max_length {args.max_length}; {len(rows) // 2} "
         f"runtimes x {args.timed_rows} test sentences, end to end (tokenise + model + softmax); {args.threads} thread(s) "
         f"for torch and ONNX Runtime alike; median of {args.repeats} passes (min-max); {os.cpu_count()} CPU cores; "
-        f"torch {metadata.version('torch')}, onnxruntime {metadata.version('onnxruntime')}\n"
+        f"torch {metadata.version('torch')}, onnxruntime {metadata.version('onnxruntime')}"
     )
-    print("| runtime | batch | predictions/s (median) | min-max | vs PyTorch | test accuracy | model file (MB) |")
-    print("|---|---|---|---|---|---|---|")
+    cells = []
     for runtime, batch_size, rates, accuracy in rows:
         median = statistics.median(rates)
-        print(
-            f"| {runtime} | {batch_size} | {median:.1f} | {min(rates):.1f}-{max(rates):.1f} | "
-            f"{median / base[batch_size]:.2f}x | {accuracy:.4f} | {sizes[runtime].stat().st_size / 1e6:.1f} |"
-        )
+        cells.append(
+            [runtime, batch_size, f"{median:.1f}", f"{min(rates):.1f}-{max(rates):.1f}", f"{median / base[batch_size]:.2f}x",
+             f"{accuracy:.4f}", f"{sizes[runtime].stat().st_size / 1e6:.1f}"]
+        )  # fmt: skip
     score, parity = record["int8"]["score"], record["parity"]
-    print(
-        f"\nparity fp32 ONNX vs PyTorch on {parity['examples']} dev rows: max |Δprob| {parity['max_abs_prob_diff']:.1e}, "
-        f"labels identical: {parity['labels_identical']}. int8 vs fp32 on {score['examples']} dev rows: accuracy "
-        f"{score['fp32']:.4f} -> {score['int8']:.4f} ({score['change']:+.4f}), "
-        f"same prediction on {100 * record['int8']['agreement_with_fp32']:.1f}% of rows."
-    )
+    notes = [
+        f"parity fp32 ONNX vs PyTorch on {parity['examples']} dev rows: max |Δprob| {parity['max_abs_prob_diff']:.1e}, "
+        f"labels identical: {parity['labels_identical']}",
+        f"int8 vs fp32 on {score['examples']} dev rows: accuracy {score['fp32']:.4f} -> {score['int8']:.4f} "
+        f"({score['change']:+.4f}), same prediction on {100 * record['int8']['agreement_with_fp32']:.1f}% of rows",
+    ]
+    columns = [
+        "runtime",
+        "batch",
+        "predictions/s (median)",
+        "min-max",
+        "vs PyTorch",
+        "test accuracy",
+        "model file (MB)",
+    ]
+    return {"caption": caption, "columns": columns, "rows": cells, "notes": notes}
 
 
 if __name__ == "__main__":

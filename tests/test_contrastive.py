@@ -99,6 +99,38 @@ def test_head_starts_as_the_nearest_centroid_classifier_with_soft_probabilities(
     assert not start_at_centroids(build_head(HeadConfig(head="mlp"), 3, 3), features, labels)
 
 
+def test_centroid_head_is_the_cosine_nearest_centroid_classifier_as_a_plain_linear_layer():
+    from transferkit.config import HeadConfig
+    from transferkit.heads import build_head, start_at_cosine_centroids
+
+    generator = torch.Generator().manual_seed(0)
+    directions = torch.tensor([[1.0, 0.2, 0.0], [0.0, 1.0, 0.3], [0.2, 0.0, 1.0]])
+    labels = torch.tensor([0, 1, 2] * 8)
+    norms = torch.rand(24, 1, generator=generator) * 9 + 1  # norms from 1 to 10: cosine ignores them, Euclid not
+    features = norms * (directions[labels] + 0.3 * torch.randn(24, 3, generator=generator))
+    head = build_head(HeadConfig(), 3, 4)  # a 4th class without training rows
+    assert start_at_cosine_centroids(head, features, labels)
+    assert torch.all(head.out.bias[:3] == 0) and head.out.bias[3] < -1e3
+    points = torch.randn(200, 3, generator=generator) * torch.rand(200, 1, generator=generator) * 20
+    unit = torch.nn.functional.normalize
+    centroids = unit(torch.stack([features[labels == c].mean(0) for c in range(3)]), dim=-1)
+    nearest = (unit(points, dim=-1) @ centroids.T).argmax(-1)
+    with torch.no_grad():
+        probabilities = head(points).softmax(-1)
+        typical = head(features).softmax(-1)  # training rows: confident, not saturated
+    assert torch.equal(probabilities.argmax(-1), nearest)
+    assert 0.5 < typical.max(-1).values.median() < 0.999
+    assert not start_at_cosine_centroids(build_head(HeadConfig(head="mlp"), 3, 3), features, labels)
+
+
+def test_default_head_is_set_from_the_adapted_features_without_training():
+    model = _fit()
+    assert model.run_info_["training"]["head"]["optimizer_steps"] == 0
+    assert model.run_info_["strategy_info"]["head"] == "centroids"
+    trained = _fit(contrastive_head="trained")
+    assert trained.run_info_["training"]["head"]["optimizer_steps"] > 0
+
+
 def test_head_trains_on_the_adapted_backbones_features_not_the_pretrained_ones(tmp_path, monkeypatch):
     from transferkit.training.feature_cache import FeatureCache
 
@@ -115,7 +147,11 @@ def test_head_trains_on_the_adapted_backbones_features_not_the_pretrained_ones(t
     assert torch.allclose(cached, now, atol=1e-5)
 
 
-@pytest.mark.parametrize("options", [{"contrastive_body": "full"}, {"merge_adapters": True}], ids=["full", "merged"])
+@pytest.mark.parametrize(
+    "options",
+    [{"contrastive_body": "full"}, {"merge_adapters": True}, {"contrastive_body": "full", "contrastive_head": "trained"}],
+    ids=["full", "merged", "trained-head"],
+)
 def test_save_load_identical_predictions(tmp_path, options):
     model = _fit(**options)
     model.save(tmp_path / "run")
@@ -150,5 +186,7 @@ def test_tasks_without_single_labels_are_refused_with_the_alternatives(task):
 def test_bad_options_say_what_is_valid():
     with pytest.raises(ConfigError, match=r"contrastive_body must be one of \('lora', 'full'\), got 'adapters'"):
         RunConfig.from_dict({"contrastive_body": "adapters"})
+    with pytest.raises(ConfigError, match=r"contrastive_head must be one of \('centroids', 'trained'\), got 'knn'"):
+        RunConfig.from_dict({"contrastive_head": "knn"})
     with pytest.raises(ConfigError, match="contrastive_epochs must be >= 1"):
         RunConfig.from_dict({"contrastive_epochs": 0})

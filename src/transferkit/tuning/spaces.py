@@ -99,9 +99,8 @@ SPACES: dict[str, dict[str, Param]] = {
     "contrastive": {  # the default LoRA body: lora_lr is the pair phase's rate (contrastive_lr stays None)
         "lora_lr": _lr(1e-4, 1e-2),
         "lora_r": Param("choice", choices=(4, 8, 16)),
-        "contrastive_epochs": Param("int", 5, 40, log=True),
-        "probe_lr": _lr(1e-4, 1e-1),
-        "head_epochs": Param("int", 10, 100, log=True),
+        "contrastive_epochs": Param("int", 4, 40, log=True),
+        "contrastive_head": Param("choice", choices=("centroids", "trained")),  # "trained" uses head_epochs, probe_lr
     },
 }
 
