@@ -187,8 +187,12 @@ def pilot(params: dict[str, Any], strategy: str, train: ExampleSet, rows: int) -
     estimate, phases = 0.0, []
     for phase in build_strategy(strategy).phases(full_config):
         times = [t for t, name in marks if name == phase.name]  # phase start, then one per epoch
-        epoch_s = times[-1] - times[-2]
-        extraction_s = max(times[1] - times[0] - epoch_s, 0.0)
+        if len(times) > 1:
+            epoch_s = times[-1] - times[-2]
+            extraction_s = max(times[1] - times[0] - epoch_s, 0.0)
+        else:  # a phase with no epoch (contrastive's centroid head): its setup runs until the next mark or the end
+            epoch_s = 0.0
+            extraction_s = min([t for t, _ in marks if t > times[0]], default=started + wall) - times[0]
         estimate += extraction_s * scale + epoch_s * scale * phase.epochs
         phases.append({"phase": phase.name, "epoch_s": round(epoch_s, 4), "extraction_s": round(extraction_s, 4)})
     setup_s = marks[0][0] - started
