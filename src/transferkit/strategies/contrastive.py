@@ -59,20 +59,19 @@ def _pair_objective(model, batches, train):
     return PhaseObjective(Embedder(model.backbone), cosine_pair_loss, validate)
 
 
-def _start_head(model, features) -> None:
-    import torch
+def _head_start(kind: str):
+    """The head phase's init: a linear head set from the class centroids of the adapted features, in cosine
+    similarity ("centroids": the whole head) or Euclidean distance ("trained": where its training starts)."""
 
-    from transferkit.heads import start_at_centroids
+    def init(model, features) -> None:
+        import torch
 
-    start_at_centroids(model.head, torch.stack(list(features.items)), torch.tensor(list(features.labels)))
+        from transferkit import heads
 
+        start = heads.start_at_cosine_centroids if kind == "centroids" else heads.start_at_centroids
+        start(model.head, torch.stack(list(features.items)), torch.tensor(list(features.labels)))
 
-def _centroid_head(model, features) -> None:
-    import torch
-
-    from transferkit.heads import start_at_cosine_centroids
-
-    start_at_cosine_centroids(model.head, torch.stack(list(features.items)), torch.tensor(list(features.labels)))
+    return init
 
 
 class ContrastiveStrategy:
@@ -105,9 +104,10 @@ class ContrastiveStrategy:
             return decay_groups(model.backbone.named_parameters(), lr, train.weight_decay)
 
         body = Phase("contrastive", False, options.contrastive_epochs, prepare, groups, objective=_pair_objective)
+        head = replace(probe_phase(config), name="head", init=_head_start(options.contrastive_head))
         if options.contrastive_head == "centroids":  # set from the adapted features, no epoch trained
-            return [body, replace(probe_phase(config), name="head", epochs=0, init=_centroid_head)]
-        return [body, replace(probe_phase(config), name="head", init=_start_head)]
+            head = replace(head, epochs=0)
+        return [body, head]
 
     def artifact_info(self, model, config) -> dict:
         options = config.contrastive
