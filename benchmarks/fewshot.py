@@ -3,10 +3,10 @@
 SST-2, CR, AG News and Emotion at 8 and 64 labelled examples per class, 5 seeds each (a seed picks the training
 examples and seeds the fit), every method scored on the same test rows (at most 1,000 per dataset, sampled once
 with seed 0). Every fit runs in its own process; its training time counts loading the backbone and training (not
-importing libraries), and predicting the test rows is timed apart. No validation split for anyone: few-shot rows
-all train. Prints one Markdown table: mean ± std test accuracy over the seeds, and the mean wall time per fit
-(training; training + predicting), then the issue's target per cell: contrastive's accuracy >= SetFit's at <= 1/3
-of SetFit's time. SetFit runs in a scratch working directory (its default writes checkpoints to ./checkpoints).
+importing libraries), and predicting the test rows is timed apart. No validation split for the fixed strategies:
+few-shot rows all train (auto keeps its default, see STRATEGIES). Prints one Markdown table: mean ± std test
+accuracy over the seeds, and the mean wall time per fit (training; training + predicting), then the issue's target
+per cell: contrastive's accuracy >= SetFit's at <= 1/3 of SetFit's time. SetFit runs in a scratch working directory (its default writes checkpoints to ./checkpoints).
 
 SetFit (its defaults, all-MiniLM-L6-v2 from the same local directory) runs from a separate virtual environment,
 since it pins its own sentence-transformers / transformers:
@@ -42,6 +42,9 @@ STRATEGIES = {  # transferkit's methods: strategy and options (val_fraction 0: t
     "probe": {"strategy": "probe"},
     "lp-ft": {"strategy": "lp-ft"},
     "contrastive": {"strategy": "contrastive"},
+    # what a user who does not choose gets, with transferkit's default validation share: below 20 rows (SST-2, CR at
+    # 8 per class) nothing can be held out and auto trains contrastive; above, it holds out a quarter and compares
+    "auto": {"strategy": "auto", "val_fraction": 0.1},
 }
 
 # Runs inside the SetFit environment: reads a job (JSON) on stdin, prints {"predictions", "fit_s"} on stdout.
@@ -95,13 +98,16 @@ def transferkit_worker(job: dict, method: str) -> dict:
         importlib.import_module(name)
     import transferkit as tk
 
-    options = {**STRATEGIES[method], "val_fraction": 0.0, "seed": job["seed"]}
+    options = {"val_fraction": 0.0, **STRATEGIES[method], "seed": job["seed"]}
     started = time.perf_counter()
     model = tk.FineTuner(backbone="minilm", **options).fit(job["texts"], job["labels"], verbose=False)
     fit_s = time.perf_counter() - started
     started = time.perf_counter()
     predictions = [int(p) for p in model.predict(job["test"])]
-    return {"predictions": predictions, "fit_s": fit_s, "predict_s": time.perf_counter() - started}
+    result = {"predictions": predictions, "fit_s": fit_s, "predict_s": time.perf_counter() - started}
+    if "auto" in model.run_info_:
+        result["chosen"] = model.run_info_["auto"]["chosen"]  # the strategy auto picked for this fit
+    return result
 
 
 def run_fit(method: str, job: dict, args) -> dict:
@@ -120,7 +126,12 @@ def run_fit(method: str, job: dict, args) -> dict:
         sys.exit(f"{method} failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     correct = sum(p == y for p, y in zip(result["predictions"], job["test_labels"]))
-    return {"accuracy": correct / len(job["test_labels"]), "fit_s": result["fit_s"], "predict_s": result["predict_s"]}
+    measured = {
+        "accuracy": correct / len(job["test_labels"]),
+        "fit_s": result["fit_s"],
+        "predict_s": result["predict_s"],
+    }
+    return {**measured, **({"chosen": result["chosen"]} if "chosen" in result else {})}
 
 
 def cell(runs: list[dict]) -> str:
@@ -172,6 +183,16 @@ def main() -> None:
     parser.add_argument("--test-rows", type=int, default=TEST_ROWS)
     parser.add_argument("--quick", action="store_true", help="SST-2, 8 per class, 1 seed, 200 test rows")
     parser.add_argument("--json", help="also write every fit's result to this file")
+    parser.add_argument(
+        "--methods",
+        help=f"comma-separated subset of setfit,{','.join(STRATEGIES)} (default: all; setfit needs --setfit-python)",
+    )
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="keep the fits already in --json (another method, dataset or shot count measured earlier); a fit run "
+        "now replaces the one of the same dataset, shots, method and seed",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -180,6 +201,12 @@ def main() -> None:
     if args.quick:
         args.datasets, args.shots, args.seeds, args.test_rows = "sst2", "8", 1, 200
     methods = (["setfit"] if args.setfit_python else []) + list(STRATEGIES)
+    if args.methods:
+        asked = args.methods.split(",")
+        unknown = [m for m in asked if m not in methods]
+        if unknown:
+            sys.exit(f"unknown method(s) {', '.join(unknown)}: choose from {', '.join(methods)}")
+        methods = asked
     results: dict = {}
     for dataset in args.datasets.split(","):
         for shots in map(int, args.shots.split(",")):
@@ -195,14 +222,21 @@ def main() -> None:
 
 
 def write_json(results: dict, args) -> None:
-    if args.json:
-        rows = [
-            {"dataset": d, "shots": k, "method": m, **r}
-            for (d, k), ms in results.items()
-            for m, rs in ms.items()
-            for r in rs
-        ]
-        Path(args.json).write_text(json.dumps({"settings": vars(args), "fits": rows}, indent=2) + "\n")
+    if not args.json:
+        return
+    rows = [
+        {"dataset": d, "shots": k, "method": m, **r}
+        for (d, k), ms in results.items()
+        for m, rs in ms.items()
+        for r in rs
+    ]
+    path = Path(args.json)
+    if args.append and path.exists():  # earlier fits stay unless this run measured the same one again
+        key = lambda fit: (fit["dataset"], fit["shots"], fit["method"], fit["seed"])  # noqa: E731
+        now = {key(fit) for fit in rows}
+        kept = [fit for fit in json.loads(path.read_text()).get("fits", []) if key(fit) not in now]
+        rows = kept + rows
+    path.write_text(json.dumps({"settings": vars(args), "fits": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ come from the full mode), so it writes `<date>-quick.json` and only prints the s
     .venv/bin/python benchmarks/run_all.py --quick               # every script's --quick; prints only
     .venv/bin/python benchmarks/run_all.py --only trainer,mfu    # a subset, merged into today's results
     .venv/bin/python benchmarks/run_all.py --no-readme           # full mode, print the section only
+    .venv/bin/python benchmarks/run_all.py --only fewshot --use fewshot=benchmarks/results/fewshot-2026-12-07.json
+                                          # a full-mode JSON a script wrote earlier today, instead of running it
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fewshot  # noqa: E402
 from bench_report import markdown_table  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -115,26 +118,30 @@ def machine(quick: bool) -> dict:
 
 # -- rendering (pure) -------------------------------------------------------------------------------
 def fewshot_table(result: dict) -> dict:
-    """fewshot.py's JSON (one row per fit) as a table: mean +- std accuracy and mean fit time per method."""
-    import statistics
-
+    """fewshot.py's JSON (one row per fit) as a table: mean +- std accuracy and mean fit time per method, then the
+    target per cell and which strategy auto picked."""
     cells: dict[tuple, dict[str, list[dict]]] = {}
     for fit in result.get("fits", []):
         cells.setdefault((fit["dataset"], fit["shots"]), {}).setdefault(fit["method"], []).append(fit)
     methods = list(dict.fromkeys(fit["method"] for fit in result.get("fits", [])))
-
-    def cell(fits: list[dict]) -> str:
-        accuracies = [f["accuracy"] for f in fits]
-        std = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-        return f"{statistics.mean(accuracies):.3f} ± {std:.3f} ({statistics.mean(f['fit_s'] for f in fits):.1f} s)"
-
-    rows = [[d, k] + [cell(by[m]) if m in by else "-" for m in methods] for (d, k), by in cells.items()]
+    rows = [[d, k] + [fewshot.cell(by[m]) if m in by else "-" for m in methods] for (d, k), by in cells.items()]
+    picks = [f"{d} {k}/class: {picked(by['auto'])}" for (d, k), by in cells.items() if "auto" in by]
     settings = result.get("settings", {})
     caption = (
-        f"Test accuracy, mean ± std over {settings.get('seeds', '?')} seed(s) (mean wall time per fit), "
+        f"Test accuracy, mean ± std over {settings.get('seeds', '?')} seed(s) (mean wall time per fit: training; "
+        "training + predicting the test rows), "
         f"<= {settings.get('test_rows', '?')} test rows per dataset"
     )
-    return {"caption": caption, "columns": ["dataset", "per class", *methods], "rows": rows, "notes": []}
+    notes = [line.removeprefix("- ") for line in fewshot.target_lines(cells)]
+    notes += ["auto chose: " + "; ".join(picks)] if picks else []
+    return {"caption": caption, "columns": ["dataset", "per class", *methods], "rows": rows, "notes": notes}
+
+
+def picked(fits: list[dict]) -> str:
+    """How often auto chose each strategy over a cell's seeds, e.g. "contrastive x4, lp-ft x1"."""
+    from collections import Counter
+
+    return ", ".join(f"{name} x{count}" for name, count in Counter(f.get("chosen", "?") for f in fits).most_common())
 
 
 def render(results: dict[str, dict], meta: dict) -> str:
@@ -145,6 +152,9 @@ def render(results: dict[str, dict], meta: dict) -> str:
         f"Measured {meta['date']} by `benchmarks/run_all.py` in {mode} on {meta['cpu']}, {meta['cores']} cores; "
         f"{versions}. Each comparison ran in one session on this machine; ratios are within a run.",
     ]
+    taken = [name for name, result in results.items() if "from_file" in result]
+    if taken:  # --use: the scripts ran on their own (full mode, --json), one at a time, and run_all collected them
+        lines[0] += f" Taken from the scripts' own full-mode runs (`--use`): {', '.join(taken)}."
     for name, (_, title) in SCRIPTS.items():
         if name not in results:
             continue
@@ -186,8 +196,22 @@ def main() -> None:
     parser.add_argument("--no-readme", action="store_true", help="print the section, leave README.md alone")
     parser.add_argument("--results-dir", default=str(HERE / "results"), help="where <date>.json goes")
     parser.add_argument("--readme", default=str(ROOT / "README.md"))
+    parser.add_argument(
+        "--use",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="take NAME's results from PATH (the --json a script wrote in full mode) instead of running it; repeatable",
+    )
     args = parser.parse_args()
     names = args.only.split(",") if args.only else list(SCRIPTS)
+    used = dict(item.split("=", 1) for item in args.use if "=" in item)
+    if len(used) != len(args.use):
+        sys.exit("--use takes NAME=PATH, e.g. --use fewshot=benchmarks/results/fewshot-2026-12-07.json")
+    missing = [path for path in used.values() if not Path(path).is_file()]
+    if missing:
+        sys.exit(f"--use: no such file {missing[0]}")
+    names += [name for name in used if name not in names]  # a --use NAME counts as asked for
     unknown = [n for n in names if n not in SCRIPTS]
     if unknown:
         sys.exit(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(SCRIPTS)}")
@@ -197,7 +221,10 @@ def main() -> None:
     results = saved.get("results", {})
     with tempfile.TemporaryDirectory(prefix="transferkit-run-all-") as scratch:
         for name in names:
-            results[name] = run_one(name, args.quick, Path(scratch))
+            if name in used:
+                results[name] = {**json.loads(Path(used[name]).read_text()), "from_file": used[name]}
+            else:
+                results[name] = run_one(name, args.quick, Path(scratch))
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"machine": meta, "results": results}, indent=2, default=str) + "\n")
     section = render(results, meta)

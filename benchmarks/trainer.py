@@ -17,9 +17,15 @@ What is measured, per side, each run in a fresh subprocess (side order alternate
 The ratio transferkit/Trainer is taken between medians of the same run (the machine is shared and noisy).
 Targets (issue 12): >= 1.3x the Trainer's throughput, dev accuracy within +-0.5 points.
 
-Known differences that are each tool's own, not settings: the classifier (transferkit mean-pools the tokens and
-adds a linear head; AutoModelForSequenceClassification uses BERT's [CLS] pooler, dropout 0.1 and a linear
-layer), the AdamW implementation (torch's default vs the Trainer's fused kernel) and the batch order.
+Both sides train the same network by default: the encoder, mean pooling over tokens (the pooling the checkpoint was
+trained with), dropout 0.1 and a linear layer; on the Trainer side a small nn.Module, as a careful user of a
+sentence-transformers checkpoint writes. `--trainer-model cls` gives the Trainer AutoModelForSequenceClassification
+instead, the one-liner most users reach for: BERT's [CLS] pooler. Both use torch's fused AdamW. What differs is each
+tool's own: the loop, the batch order and the initialisation of the new layer.
+
+A trap found here: with `train_sampling_strategy="group_by_length"`, transformers 5.x also length-groups the
+evaluation sampler, so `Trainer.predict` returns predictions in a shuffled order. Accuracy is computed against the
+label_ids returned with them.
 
     .venv/bin/python benchmarks/trainer.py                  # 6,920 rows (all), 1 epoch, 3 repeats, all dev/test
     .venv/bin/python benchmarks/trainer.py --quick          # 1,000 rows, 1 epoch, 1 repeat, 300 dev/test rows
@@ -71,7 +77,12 @@ def load_job(args) -> dict:
     labels = sorted(train["label"].unique())
     steps = math.ceil(len(train) / args.batch_size) * args.epochs
     settings = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "max_length", "weight_decay", "seed")}
-    settings.update(device=args.device, warmup_ratio=args.warmup_ratio, warmup_steps=int(args.warmup_ratio * steps))
+    settings.update(
+        device=args.device,
+        trainer_model=args.trainer_model,
+        warmup_ratio=args.warmup_ratio,
+        warmup_steps=int(args.warmup_ratio * steps),
+    )
     return {
         "texts": train["text"].tolist(),
         "labels": [labels.index(v) for v in train["label"]],
@@ -125,8 +136,35 @@ def transferkit_worker(job: dict) -> dict:
     return {**result, "threads": torch.get_num_threads()}
 
 
+def mean_pooled_classifier(directory: str, num_labels: int):
+    """What a careful Trainer user builds for a sentence-transformers checkpoint: the encoder with the pooling it was
+    trained with (mean over tokens, as its 1_Pooling/config.json says) and dropout 0.1 + a linear layer, the same
+    network transferkit trains. AutoModelForSequenceClassification would put BERT's [CLS] pooler on top instead."""
+    import torch
+    from transformers import AutoModel
+    from transformers.modeling_outputs import SequenceClassifierOutput
+
+    class MeanPooledClassifier(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = AutoModel.from_pretrained(directory, add_pooling_layer=False, dtype=torch.float32)
+            self.dropout = torch.nn.Dropout(0.1)
+            self.classifier = torch.nn.Linear(self.encoder.config.hidden_size, num_labels)
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            logits = self.classifier(self.dropout(pooled))
+            loss = torch.nn.functional.cross_entropy(logits, labels) if labels is not None else None
+            return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    return MeanPooledClassifier()
+
+
 def trainer_worker(job: dict) -> dict:
-    """Child process: transformers.Trainer on AutoModelForSequenceClassification; `trainer.train()` is the clock."""
+    """Child process: transformers.Trainer (on the mean-pooled classifier, or with --trainer-model cls on
+    AutoModelForSequenceClassification); `trainer.train()` is the clock."""
     import tempfile
 
     import datasets
@@ -139,9 +177,12 @@ def trainer_worker(job: dict) -> dict:
     s = job["settings"]
     transformers.set_seed(s["seed"])  # before the model: the new classifier's initialisation is seeded too
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
-    model = AutoModelForSequenceClassification.from_pretrained(
-        minilm_dir(), num_labels=job["num_labels"], dtype=torch.float32
-    )
+    if s["trainer_model"] == "cls":
+        model = AutoModelForSequenceClassification.from_pretrained(
+            minilm_dir(), num_labels=job["num_labels"], dtype=torch.float32
+        )
+    else:
+        model = mean_pooled_classifier(str(minilm_dir()), job["num_labels"])
 
     def tokenized(texts, labels=None):
         columns = {"text": texts, **({"label": labels} if labels is not None else {})}
@@ -162,8 +203,11 @@ def trainer_worker(job: dict) -> dict:
         result = {"train_s": round(time.perf_counter() - started, 3), "peak_rss_mib": peak_rss_mib()}
         result.update(optimizer_steps=output.global_step, trainer_train_runtime_s=output.metrics["train_runtime"])
         for name, rows in job["eval"].items():
-            logits = trainer.predict(tokenized(rows["texts"])).predictions
-            result[f"{name}_accuracy"] = _accuracy(logits.argmax(-1), rows["labels"])
+            # group_by_length also length-groups (shuffles) the Trainer's evaluation order (transformers 5.x
+            # `_get_eval_sampler`): predictions come back permuted, so score them against the label_ids that come
+            # back with them, never against the rows' own order (which reads as chance accuracy)
+            output = trainer.predict(tokenized(rows["texts"], rows["labels"]))
+            result[f"{name}_accuracy"] = _accuracy(output.predictions.argmax(-1), output.label_ids.tolist())
     return {**result, "threads": torch.get_num_threads()}
 
 
@@ -251,8 +295,9 @@ def table(runs: dict[str, list[dict]], summary: dict, job: dict, args) -> dict:
         f"{verdict(summary['throughput_target_met'])}",
         f"dev accuracy transferkit - Trainer: {gap:+.2f} points (test {summary['test_accuracy_gap_points']:+.2f}); "
         f"target within +-{TARGET_POINTS}: {verdict(summary['accuracy_target_met'])}",
-        "heads differ by design: transferkit mean-pools tokens into a linear head; "
-        "AutoModelForSequenceClassification uses the [CLS] pooler, dropout 0.1 and a linear layer",
+        "the same network on both sides: mean pooling, dropout 0.1, linear layer"
+        if s["trainer_model"] == "mean"
+        else "the Trainer's network is AutoModelForSequenceClassification ([CLS] pooler); transferkit mean-pools",
     ]
     columns = ["tool", "training examples/s", "training time (s)", "dev accuracy", "test accuracy", "peak RSS (MiB)"]
     return {"caption": caption, "columns": columns, "rows": rows, "notes": notes}
@@ -271,6 +316,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--trainer-model",
+        choices=("mean", "cls"),
+        default="mean",
+        help="the Trainer's network: mean (the checkpoint's own mean pooling + dropout + linear, transferkit's "
+        "network) or cls (AutoModelForSequenceClassification: BERT's [CLS] pooler)",
+    )
     parser.add_argument("--quick", action="store_true", help="1,000 rows, 1 epoch, 1 repeat, 300 dev/test rows")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)

@@ -81,6 +81,24 @@ def test_bad_budgets_and_missing_validation_raise_config_error(toy_data):
         RunConfig.from_dict({"memory_budget": "lots"})
     with pytest.raises(ConfigError, match="time_budget"):
         fit_auto(toy_data, time_budget="-5m")
+
+
+def test_without_validation_rows_few_shot_classification_gets_contrastive_and_others_an_error(toy_data, monkeypatch):
+    (x, y), (test_x, _) = toy_data
+    few = [i for label in sorted(set(y)) for i in [j for j, v in enumerate(y) if v == label][:8]]  # 8 per class
+    model = tk.FineTuner(**{**AUTO, "time_budget": "10m"}).fit([x[i] for i in few], [y[i] for i in few], verbose=False)
+    auto = model.run_info_["auto"]
+    assert auto["chosen"] == "contrastive" == model.config_.strategy.strategy
+    assert auto["val_rows"] == 0 and auto["pilots"] == [] and [r["strategy"] for r in auto["runs"]] == ["contrastive"]
+    assert auto["reasons"][0].startswith(f"no validation rows ({len(few)} training rows, val_fraction=0.2")
+    assert auto["budget_s"] == 600 and len(model.predict(test_x)) == len(test_x)
+    # 16 per class: a quarter held out would be 8 rows, under MIN_VAL_ROWS_PER_CLASS per class: not compared either
+    few = [i for label in sorted(set(y)) for i in [j for j, v in enumerate(y) if v == label][:16]]
+    auto = tk.FineTuner(**AUTO).fit([x[i] for i in few], [y[i] for i in few], verbose=False).run_info_["auto"]
+    assert auto["chosen"] == "contrastive" and auto["pilots"] == []
+    assert auto["reasons"][0].startswith("too few rows to compare candidates on: about 8 of 32 could be held out")
+    # more than FEW_SHOT_PER_CLASS rows per class: candidates need validation rows, so no validation is an error
+    monkeypatch.setattr("transferkit.strategies.auto.FEW_SHOT_PER_CLASS", 10)
     with pytest.raises(ConfigError, match="validation"):
         fit_auto(toy_data, val_fraction=0.0)
 

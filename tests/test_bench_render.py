@@ -53,15 +53,22 @@ def test_render_states_machine_and_versions_and_keeps_script_order():
     assert section.count("| a | 1.0 |") == 2
 
 
-def test_render_fewshot_from_its_fits():
+def test_render_fewshot_from_its_fits_with_targets_and_autos_picks():
+    fit = {"dataset": "sst2", "shots": 8, "predict_s": 1.0}
     fits = [
-        {"dataset": "sst2", "shots": 8, "method": "setfit", "seed": 0, "accuracy": 0.8, "fit_s": 10.0},
-        {"dataset": "sst2", "shots": 8, "method": "setfit", "seed": 1, "accuracy": 0.9, "fit_s": 12.0},
-        {"dataset": "sst2", "shots": 8, "method": "probe", "seed": 0, "accuracy": 0.7, "fit_s": 2.0},
+        {**fit, "method": "setfit", "seed": 0, "accuracy": 0.8, "fit_s": 10.0},
+        {**fit, "method": "setfit", "seed": 1, "accuracy": 0.9, "fit_s": 12.0},
+        {**fit, "method": "contrastive", "seed": 0, "accuracy": 0.9, "fit_s": 2.0},
+        {**fit, "method": "auto", "seed": 0, "accuracy": 0.7, "fit_s": 5.0, "chosen": "contrastive"},
+        {**fit, "method": "auto", "seed": 1, "accuracy": 0.8, "fit_s": 7.0, "chosen": "lp-ft"},
     ]
     section = run_all.render({"fewshot": {"settings": {"seeds": 2, "test_rows": 200}, "fits": fits}}, META)
-    assert "| dataset | per class | setfit | probe |" in section
-    assert "| sst2 | 8 | 0.850 ± 0.071 (11.0 s) | 0.700 ± 0.000 (2.0 s) |" in section
+    assert "| dataset | per class | setfit | contrastive | auto |" in section
+    row = "| sst2 | 8 | 0.850 ± 0.071 (11.0 s; 12.0 s) | 0.900 ± 0.000 (2.0 s; 3.0 s) | 0.750 ± 0.071 (6.0 s; 7.0 s) |"
+    assert row in section
+    assert "- sst2 8/class: contrastive - SetFit +5.0 points; time ratio 0.18 (training), 0.25" in section
+    assert "target (>= 0 points at <= 0.33 of the time): met" in section
+    assert "- auto chose: sst2 8/class: contrastive x1, lp-ft x1" in section
 
 
 README = """# transferkit
@@ -94,3 +101,25 @@ def test_replace_block_replaces_only_the_block_and_is_idempotent(readme):
     assert "first" not in twice and twice.count("second") == 1
     assert twice == once.replace("first", "second")
     assert run_all.replace_block(twice, "second") == twice
+
+
+def test_run_all_use_takes_saved_results_into_the_readme_without_running(tmp_path, monkeypatch):
+    saved = tmp_path / "mfu.json"
+    saved.write_text('{"table": {"caption": "MFU here.", "columns": ["x"], "rows": [["56.9%"]], "notes": []}}')
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    monkeypatch.setattr(run_all, "run_one", lambda *a: pytest.fail("--use must not run the script"))
+    monkeypatch.setattr(run_all, "_peer_versions", lambda: {})
+    argv = ["run_all.py", "--use", f"mfu={saved}", "--only", "mfu", "--readme", str(readme)]
+    monkeypatch.setattr(sys, "argv", [*argv, "--results-dir", str(tmp_path / "results")])
+    run_all.main()
+    text = readme.read_text()
+    assert "MFU here." in text and "| 56.9% |" in text and text.index(run_all.START) < text.index("## Tests")
+    (results,) = (tmp_path / "results").glob("*.json")
+    assert "from_file" in results.read_text()
+
+
+def test_run_all_use_refuses_a_missing_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["run_all.py", "--use", f"mfu={tmp_path / 'nope.json'}"])
+    with pytest.raises(SystemExit, match="no such file"):
+        run_all.main()
