@@ -132,7 +132,10 @@ def fewshot_table(result: dict) -> dict:
         "training + predicting the test rows), "
         f"<= {settings.get('test_rows', '?')} test rows per dataset"
     )
-    notes = [line.removeprefix("- ") for line in fewshot.target_lines(cells)]
+    seeds = settings.get("seeds")
+    short = [(d, k, min(map(len, by.values()))) for (d, k), by in cells.items()]
+    notes = [f"{d} {k}/class: {n} seed(s) only" for d, k, n in short if seeds and n < seeds]
+    notes += [line.removeprefix("- ") for line in fewshot.target_lines(cells)]
     notes += ["auto chose: " + "; ".join(picks)] if picks else []
     return {"caption": caption, "columns": ["dataset", "per class", *methods], "rows": rows, "notes": notes}
 

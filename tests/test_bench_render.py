@@ -69,6 +69,9 @@ def test_render_fewshot_from_its_fits_with_targets_and_autos_picks():
     assert "- sst2 8/class: contrastive - SetFit +5.0 points; time ratio 0.18 (training), 0.25" in section
     assert "target (>= 0 points at <= 0.33 of the time): met" in section
     assert "- auto chose: sst2 8/class: contrastive x1, lp-ft x1" in section
+    assert "- sst2 8/class: 1 seed(s) only" in section  # contrastive has 1 fit of the 2 seeds asked for
+    complete = run_all.render({"fewshot": {"settings": {"seeds": 1, "test_rows": 200}, "fits": fits}}, META)
+    assert "seed(s) only" not in complete
 
 
 README = """# transferkit
