@@ -190,8 +190,8 @@ def main() -> None:
     parser.add_argument(
         "--append",
         action="store_true",
-        help="keep the fits already in --json (another method, dataset or shot count measured earlier); a fit run "
-        "now replaces the one of the same dataset, shots, method and seed",
+        help="keep the fits already in --json and run only the missing ones (same dataset, shots, method and seed): "
+        "a long benchmark can stop and go on later",
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -208,12 +208,20 @@ def main() -> None:
             sys.exit(f"unknown method(s) {', '.join(unknown)}: choose from {', '.join(methods)}")
         methods = asked
     results: dict = {}
+    done = {}  # --append: fits already in --json are not run again (a long benchmark can span several sessions)
+    if args.append and args.json and Path(args.json).exists():
+        for fit in json.loads(Path(args.json).read_text()).get("fits", []):
+            measured = {k: v for k, v in fit.items() if k not in ("dataset", "shots", "method")}
+            done[fit["dataset"], fit["shots"], fit["method"], fit["seed"]] = measured
     for dataset in args.datasets.split(","):
         for shots in map(int, args.shots.split(",")):
             by_method = results.setdefault((dataset, shots), {m: [] for m in methods})
             for seed in range(args.seeds):
                 job = load_rows(dataset, shots, seed, args.test_rows)
                 for method in methods:
+                    if (dataset, shots, method, seed) in done:  # --append: measured by an earlier run, kept
+                        by_method[method].append(done[dataset, shots, method, seed])
+                        continue
                     print(f"{dataset} {shots}/class seed {seed}: {method} ...", file=sys.stderr, flush=True)
                     by_method[method].append({"seed": seed, **run_fit(method, job, args)})
                     write_json(results, args)  # after every fit: a long run that stops early keeps what it measured
