@@ -6,7 +6,8 @@ with seed 0). Every fit runs in its own process; its training time counts loadin
 importing libraries), and predicting the test rows is timed apart. No validation split for the fixed strategies:
 few-shot rows all train (auto keeps its default, see STRATEGIES). Prints one Markdown table: mean ± std test
 accuracy over the seeds, and the mean wall time per fit (training; training + predicting), then the issue's target
-per cell: contrastive's accuracy >= SetFit's at <= 1/3 of SetFit's time. SetFit runs in a scratch working directory (its default writes checkpoints to ./checkpoints).
+per cell: contrastive's accuracy >= SetFit's at <= 1/3 of SetFit's time. SetFit runs in a scratch working directory
+(its default writes checkpoints to ./checkpoints).
 
 SetFit (its defaults, all-MiniLM-L6-v2 from the same local directory) runs from a separate virtual environment,
 since it pins its own sentence-transformers / transformers:
@@ -131,7 +132,9 @@ def run_fit(method: str, job: dict, args) -> dict:
         "fit_s": result["fit_s"],
         "predict_s": result["predict_s"],
     }
-    return {**measured, **({"chosen": result["chosen"]} if "chosen" in result else {})}
+    if "chosen" in result:
+        measured["chosen"] = result["chosen"]
+    return measured
 
 
 def cell(runs: list[dict]) -> str:
@@ -208,11 +211,8 @@ def main() -> None:
             sys.exit(f"unknown method(s) {', '.join(unknown)}: choose from {', '.join(methods)}")
         methods = asked
     results: dict = {}
-    done = {}  # --append: fits already in --json are not run again (a long benchmark can span several sessions)
-    if args.append and args.json and Path(args.json).exists():
-        for fit in json.loads(Path(args.json).read_text()).get("fits", []):
-            measured = {k: v for k, v in fit.items() if k not in ("dataset", "shots", "method")}
-            done[fit["dataset"], fit["shots"], fit["method"], fit["seed"]] = measured
+    earlier = earlier_fits(args)  # --append: not run again (a long benchmark can span several sessions)
+    done = {fit_key(fit): {k: v for k, v in fit.items() if k not in ("dataset", "shots", "method")} for fit in earlier}
     for dataset in args.datasets.split(","):
         for shots in map(int, args.shots.split(",")):
             by_method = results.setdefault((dataset, shots), {m: [] for m in methods})
@@ -224,12 +224,26 @@ def main() -> None:
                         continue
                     print(f"{dataset} {shots}/class seed {seed}: {method} ...", file=sys.stderr, flush=True)
                     by_method[method].append({"seed": seed, **run_fit(method, job, args)})
-                    write_json(results, args)  # after every fit: a long run that stops early keeps what it measured
+                    write_json(
+                        results, args, earlier
+                    )  # after every fit: a long run that stops early keeps what it measured
             print_table({(dataset, shots): by_method}, methods, args)  # each cell's table as it ends
     print_table(results, methods, args)
 
 
-def write_json(results: dict, args) -> None:
+def fit_key(fit: dict) -> tuple:
+    return fit["dataset"], fit["shots"], fit["method"], fit["seed"]
+
+
+def earlier_fits(args) -> list[dict]:
+    """With --append, the fits already in --json; else none."""
+    if args.append and args.json and Path(args.json).exists():
+        return json.loads(Path(args.json).read_text()).get("fits", [])
+    return []
+
+
+def write_json(results: dict, args, earlier: list[dict]) -> None:
+    """Every fit of this run, after the `earlier` ones it did not measure again."""
     if not args.json:
         return
     rows = [
@@ -238,13 +252,9 @@ def write_json(results: dict, args) -> None:
         for m, rs in ms.items()
         for r in rs
     ]
-    path = Path(args.json)
-    if args.append and path.exists():  # earlier fits stay unless this run measured the same one again
-        key = lambda fit: (fit["dataset"], fit["shots"], fit["method"], fit["seed"])  # noqa: E731
-        now = {key(fit) for fit in rows}
-        kept = [fit for fit in json.loads(path.read_text()).get("fits", []) if key(fit) not in now]
-        rows = kept + rows
-    path.write_text(json.dumps({"settings": vars(args), "fits": rows}, indent=2) + "\n")
+    now = {fit_key(fit) for fit in rows}
+    rows = [fit for fit in earlier if fit_key(fit) not in now] + rows
+    Path(args.json).write_text(json.dumps({"settings": vars(args), "fits": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

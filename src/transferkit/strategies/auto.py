@@ -272,7 +272,7 @@ def _too_few_to_compare(config: RunConfig, train: ExampleSet, val: ExampleSet | 
 
 
 def _fit_few_shot_without_comparing(
-    tuner: Any, params: dict[str, Any], train: ExampleSet, fit_options: dict, why: str
+    tuner: Any, params: dict[str, Any], train: ExampleSet, fit_options: dict, why: str, started: float
 ) -> Any:
     """Few-shot classification with nothing (worth) validating on: auto trains `contrastive` on every row, the few-shot
     choice the benchmarks support (benchmarks/fewshot.py, 8 per class, 5 seeds: the most accurate of probe, lp-ft and
@@ -280,13 +280,13 @@ def _fit_few_shot_without_comparing(
     pilot), and says why in run_info_["auto"]."""
     from transferkit.api import FineTuner
 
-    started = time.perf_counter()
     config = RunConfig.from_dict(params)
     where = fit_options["checkpoint_dir"]
     fit_options = {**fit_options, "checkpoint_dir": Path(where) / "contrastive" if where else None}  # as when comparing
+    run_started = time.perf_counter()
     fitted = FineTuner(**{**params, "strategy": "contrastive", "val_fraction": 0.0}).fit(train, **fit_options)
     reason = f"{why}: trained contrastive on every row, the measured few-shot choice"
-    run = {"strategy": "contrastive", "seconds": round(time.perf_counter() - started, 3)}
+    run = {"strategy": "contrastive", "seconds": round(time.perf_counter() - run_started, 3)}
     return _adopt(tuner, fitted, fitted, config, [], [run], "contrastive", 0, [reason], started)
 
 
@@ -330,7 +330,7 @@ def fit_auto(
     fit_options = {"verbose": verbose, "checkpoint_dir": checkpoint_dir, "resume": resume, "on_epoch": on_epoch}
     why = _too_few_to_compare(config, train, val)
     if why:
-        fitted = _fit_few_shot_without_comparing(tuner, params, train, fit_options, why)
+        fitted = _fit_few_shot_without_comparing(tuner, params, train, fit_options, why, started)
         verbose and _stderr(f"auto: {fitted.run_info_['auto']['reasons'][0]}")
         return fitted
     params, shared_val = _validation_rows(params, train, val)
