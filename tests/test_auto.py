@@ -32,11 +32,14 @@ def test_generous_budget_runs_every_candidate_and_keeps_the_best(toy_data, tmp_p
     assert auto["val_rows"] == 30  # 25% of 120 rows: auto holds out more than a single fit (0.2) would
     first_best = auto["chosen"]
     assert first_best == model.config_.strategy.strategy == model.run_info_["strategy"]
-    assert auto["reasons"][-1].startswith(f"chose {first_best}")
+    assert auto["reasons"][-2].startswith(f"chose {first_best}")
     assert len([r for r in auto["reasons"] if " kept: " in r or " not kept: " in r]) == len(few_shot) - 1
     kept_last = [r.split(" ")[0] for r in auto["reasons"] if " kept: " in r and " not kept: " not in r]
     assert first_best == (kept_last[-1] if kept_last else "probe")
     assert auto["budget_s"] == 600 and auto["memory_budget_bytes"] == 64 * 10**9
+    # few-shot: the choice trains again on every row, the 30 held out to compare included
+    assert auto["refit_rows"] == 120 == model.run_info_["data"]["train_rows"]
+    assert auto["reasons"][-1].startswith(f"trained {first_best} again on all 120 rows, the 30 held out")
 
     saved = model.save(tmp_path / "run")
     manifest = json.loads((saved / "transferkit.json").read_text())

@@ -131,6 +131,16 @@ def test_default_head_is_set_from_the_adapted_features_without_training():
     assert trained.run_info_["training"]["head"]["optimizer_steps"] > 0
 
 
+def test_centroid_head_reports_its_validation_scores_as_a_trained_head_does():
+    model = _fit(val_fraction=0.25)
+    head = model.run_info_["training"]["head"]  # set, not trained: scored once, as "epoch 0"
+    assert head["optimizer_steps"] == 0 and head["best_epoch"] == 0 and [r["epoch"] for r in head["history"]] == [0]
+    x, y = toy_sentiment(64)
+    held = model.run_info_["data"]["split_indices"]["val"]
+    right = np.mean([p == y[i] for p, i in zip(model.predict([x[i] for i in held]), held)])
+    assert model.run_info_["metrics"]["validation"]["accuracy"] == pytest.approx(right, abs=1e-6)
+
+
 def test_head_trains_on_the_adapted_backbones_features_not_the_pretrained_ones(tmp_path, monkeypatch):
     from transferkit.training.feature_cache import FeatureCache
 
@@ -149,7 +159,11 @@ def test_head_trains_on_the_adapted_backbones_features_not_the_pretrained_ones(t
 
 @pytest.mark.parametrize(
     "options",
-    [{"contrastive_body": "full"}, {"merge_adapters": True}, {"contrastive_body": "full", "contrastive_head": "trained"}],
+    [
+        {"contrastive_body": "full"},
+        {"merge_adapters": True},
+        {"contrastive_body": "full", "contrastive_head": "trained"},
+    ],
     ids=["full", "merged", "trained-head"],
 )
 def test_save_load_identical_predictions(tmp_path, options):

@@ -170,6 +170,8 @@ def train_loop(
         run.train_epoch(train_mode, saved)
         saved = None
         run.end_epoch(patience)
+    if epochs == 0:  # a phase that sets its module without training it (contrastive's centroid head)
+        run.score_as_set()
     unwrapped = accelerator.unwrap_model(module)
     if sharded:
         unshard_into(original, module)
@@ -359,6 +361,21 @@ class _Run:
                     self.scheduler.step()
             self.optimizer.zero_grad()
         return stepped, loss.item()
+
+    def score_as_set(self) -> None:
+        """A phase of no epoch: its module as set is the result, so its validation metrics (when there is validation
+        data) are the phase's history row "epoch 0" and its best epoch, which the run reports as its validation
+        score (auto compares candidates on it)."""
+        if self.val is None or not len(self.val.items):
+            return
+        metrics, _ = self.validate(self.module, self.val, self.accelerator.device)
+        row = {"epoch": 0, **metrics}
+        self.result.history.append(row)
+        self.result.best_epoch = 0
+        if self.on_epoch:
+            self.on_epoch(self.phase, row)
+        if self.log:
+            self.log("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
 
     def end_epoch(self, patience: int | None) -> None:
         """Validate, keep the best state, log, decide on early stopping, checkpoint."""
