@@ -23,8 +23,10 @@ estimate fits in what is left after the pilot, and its peak fits the memory budg
 with the reason. Every candidate validates on the same rows (without `--val`, at least 200 held out where the data
 allows: `auto_choice.auto_val_fraction`); a later candidate replaces the kept one by the rule in `auto_choice`
 (classification by accuracy: a lead beyond the paired standard error, else the lower log loss; otherwise a strictly
-higher validation score). Without a time budget, every candidate that fits the memory budget trains. The decision,
-the measured numbers and the reasons go to run_info_["auto"].
+higher validation score). Without a time budget, every candidate that fits the memory budget trains. In the few-shot
+regime (contrastive among the candidates) with rows auto held out itself, the chosen strategy then trains again on
+every row, held-out ones included, when the time left allows (`_refit_on_every_row`: a quarter of a few rows is
+worth training on). The decision, the measured numbers and the reasons go to run_info_["auto"].
 
 With no rows to validate on (no `val`, and val_fraction 0 or fewer than MIN_ROWS_FOR_AUTO_VAL rows: 8 examples of
 each of 2 classes), nothing can be compared: few-shot single-label classification trains `contrastive` on every row
@@ -308,7 +310,7 @@ def _refit_on_every_row(
         )
     where = options["checkpoint_dir"]
     options = {**options, "checkpoint_dir": Path(where) / f"{chosen}-every-row" if where else None}
-    fitted = FineTuner(**{**params, "strategy": chosen, "val_fraction": 0.0}).fit(train, **options)
+    fitted = FineTuner(**{**params, "strategy": chosen, "val_fraction": 0.0, "check_data": False}).fit(train, **options)
     return fitted, (
         f"trained {chosen} again on all {len(train)} rows, the {held_out} held out to compare included, without "
         "validation (few-shot: every row counts); its validation scores above are from the comparison"
