@@ -156,7 +156,7 @@ def target_lines(results: dict) -> list[str]:
         fit = mean(ours, lambda r: r["fit_s"]) / mean(theirs, lambda r: r["fit_s"])
         total = mean(ours, lambda r: r["fit_s"] + r["predict_s"]) / mean(theirs, lambda r: r["fit_s"] + r["predict_s"])
         met = gain >= 0 and total <= 1 / 3
-        points = f"{gain:+.1f}" if round(abs(gain), 1) or not gain else f"{gain:+.2f}"  # never "-0.0"
+        points = f"{gain:+.1f}" if abs(gain) >= 0.05 else f"{gain:+.2f}" if abs(gain) >= 0.005 else "0.00"
         lines.append(
             f"- {dataset} {shots}/class: contrastive - SetFit {points} points; time ratio {fit:.2f} (training), "
             f"{total:.2f} (training + predicting); target (>= 0 points at <= 0.33 of the time): "

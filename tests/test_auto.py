@@ -55,6 +55,8 @@ def test_tiny_time_budget_runs_only_the_probe_and_says_why(toy_data):
     auto = fit_auto(toy_data, time_budget="0.05s").run_info_["auto"]
     assert [r["strategy"] for r in auto["runs"]] == ["probe"] and auto["chosen"] == "probe"
     assert any(r.startswith("probe run anyway as the floor") for r in auto["reasons"])
+    assert auto["reasons"][-1].startswith("kept probe as trained on 90 rows: training it on all 120 would take about")
+    assert auto["refit_rows"] is None
     for strategy in ("contrastive", *CANDIDATES[1:]):
         assert any(r.startswith(f"{strategy} skipped:") for r in auto["reasons"]), auto["reasons"]
 

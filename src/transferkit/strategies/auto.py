@@ -293,26 +293,34 @@ def _fit_few_shot_without_comparing(
 
 
 def _refit_on_every_row(
-    params: dict[str, Any], chosen: str, train: ExampleSet, held_out: int, seconds: float, left: float | None, options
+    params: dict[str, Any],
+    chosen: str,
+    train: ExampleSet,
+    rows: int,
+    held_out: int,
+    estimate: float,
+    left: float | None,
+    options: dict[str, Any],
 ) -> tuple[Any, str]:
-    """(`chosen` trained again on every row, held-out ones included, with no validation; or None when the time left
-    cannot pay for it, and the reason). For few-shot classification only: there the rows held out to compare are a
-    quarter of a few, and training on them pays. Measured on SST-2 at 64 per class (4 seeds, benchmarks/fewshot.py
-    rows): contrastive on 96 rows with its early stopping on the other 32 reached 0.741 on test, on the same 96 rows
-    without validation 0.763, on all 128 rows 0.788."""
+    """(`chosen` trained again on all `rows` rows it uses of `train` (after max_train_rows), held-out ones included,
+    with no validation; or None when the time left cannot pay for its `estimate` (the pilot's, for every epoch on
+    every row), and the reason). For few-shot classification only: there the rows held out to compare are a quarter
+    of a few, and training on them pays. Measured on SST-2 at 64 per class (4 seeds, benchmarks/fewshot.py rows):
+    contrastive on 96 rows with its early stopping on the other 32 reached 0.741 on test, on the same 96 rows without
+    validation 0.763, on all 128 rows 0.788. Without validation every strategy trains its configured epochs, as the
+    few-shot benchmark measures them all."""
     from transferkit.api import FineTuner
 
-    estimate = seconds * len(train) / max(len(train) - held_out, 1)
     if left is not None and estimate > left:
         return None, (
-            f"kept {chosen} as trained on {len(train) - held_out} rows: training it on all {len(train)} would take "
-            f"about {estimate:.1f} s > {max(left, 0):.1f} s left"
+            f"kept {chosen} as trained on {rows - held_out} rows: training it on all {rows} would take about "
+            f"{estimate:.1f} s > {max(left, 0):.1f} s left"
         )
     where = options["checkpoint_dir"]
     options = {**options, "checkpoint_dir": Path(where) / f"{chosen}-every-row" if where else None}
     fitted = FineTuner(**{**params, "strategy": chosen, "val_fraction": 0.0, "check_data": False}).fit(train, **options)
     return fitted, (
-        f"trained {chosen} again on all {len(train)} rows, the {held_out} held out to compare included, without "
+        f"trained {chosen} again on all {rows} rows, the {held_out} held out to compare included, without "
         "validation (few-shot: every row counts); its validation scores above are from the comparison"
     )
 
@@ -330,6 +338,7 @@ def _adopt(tuner, fitted, first, config, pilots, runs, chosen, val_rows, reasons
         "chosen": chosen,
         "val_rows": val_rows,
         "reasons": reasons,
+        "refit_rows": None,  # few-shot: the rows the choice trained on again, held-out ones included
         "wall_s": round(time.perf_counter() - started, 3),
     }
     tuner.run_info_["wall_time_s"] = tuner.run_info_["auto"]["wall_s"]
@@ -407,13 +416,13 @@ def fit_auto(
     reasons.append(f"chose {chosen} among {[r['strategy'] for r in runs]}")
     refit = None
     if val is None and shared_val is not None and "contrastive" in candidates(config, train):
-        seconds = next(r["seconds"] for r in runs if r["strategy"] == chosen)
+        estimate = next(p["estimate_s"] for p in pilots if p["strategy"] == chosen)  # every epoch, every row
         left = None if budget is None else budget - (time.perf_counter() - started)
-        refit, why = _refit_on_every_row(params, chosen, train, len(shared_val), seconds, left, fit_options)
+        refit, why = _refit_on_every_row(params, chosen, train, capped, len(shared_val), estimate, left, fit_options)
         fitted = refit or fitted
         reasons.append(why)
     val_rows = len(shared_val) if shared_val is not None else 0
     _adopt(tuner, fitted, first, config, pilots, runs, chosen, val_rows, reasons, started)
-    tuner.run_info_["auto"]["refit_rows"] = len(train) if refit else None
+    tuner.run_info_["auto"]["refit_rows"] = refit.run_info_["data"]["train_rows"] if refit else None
     log and log(f"auto: chose {chosen} ({'; '.join(reasons)})")
     return tuner

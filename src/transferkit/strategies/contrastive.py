@@ -9,7 +9,8 @@ by default. The head is the nearest-class-centroid classifier in cosine similari
 examples per class (5 seeds) it beat the same features' trained linear head by -0.7 to +1.5 points, and
 logistic regression (SetFit's head) by -0.8 to +1.7, at no cost (benchmarks/fewshot.py). `contrastive_head=
 "trained"` starts a linear head at the Euclidean centroids and trains it as a probe does (head_epochs). With
-validation data the body phase keeps its best epoch by nearest-centroid accuracy and stops early.
+validation data the body phase keeps its best epoch by nearest-centroid accuracy and stops early, and the centroid
+head, set rather than trained, is scored on the validation rows as its phase's "epoch 0" (the run's validation score).
 Single-label classification only: pairs need one class per example.
 """
 
