@@ -225,9 +225,8 @@ def main() -> None:
                         continue
                     print(f"{dataset} {shots}/class seed {seed}: {method} ...", file=sys.stderr, flush=True)
                     by_method[method].append({"seed": seed, **run_fit(method, job, args)})
-                    write_json(
-                        results, args, earlier
-                    )  # after every fit: a long run that stops early keeps what it measured
+                    # after every fit: a long run that stops early keeps what it measured
+                    write_json(results, args, earlier)
             print_table({(dataset, shots): by_method}, methods, args)  # each cell's table as it ends
     print_table(results, methods, args)
 

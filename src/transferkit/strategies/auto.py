@@ -280,16 +280,24 @@ def _fit_few_shot_without_comparing(
     choice the benchmarks support (benchmarks/fewshot.py, 8 per class, 5 seeds: the most accurate of probe, lp-ft and
     contrastive on CR, AG News and Emotion, within noise of them on SST-2; a few-shot fit takes seconds, so no
     pilot), and says why in run_info_["auto"]."""
-    from transferkit.api import FineTuner
-
     config = RunConfig.from_dict(params)
-    where = fit_options["checkpoint_dir"]
-    fit_options = {**fit_options, "checkpoint_dir": Path(where) / "contrastive" if where else None}  # as when comparing
     run_started = time.perf_counter()
-    fitted = FineTuner(**{**params, "strategy": "contrastive", "val_fraction": 0.0}).fit(train, **fit_options)
+    fitted = _fit_on_every_row(params, "contrastive", train, fit_options, "contrastive")  # folder as when comparing
     reason = f"{why}: trained contrastive on every row, the measured few-shot choice"
     run = {"strategy": "contrastive", "seconds": round(time.perf_counter() - run_started, 3)}
     return _adopt(tuner, fitted, fitted, config, [], [run], "contrastive", 0, [reason], started)
+
+
+def _fit_on_every_row(
+    params: dict[str, Any], strategy: str, train: ExampleSet, fit_options: dict, folder: str, **overrides: Any
+) -> Any:
+    """`strategy` fitted on every training row (no validation split), checkpointing to `folder` under auto's own
+    checkpoint directory when there is one."""
+    from transferkit.api import FineTuner
+
+    where = fit_options["checkpoint_dir"]
+    fit_options = {**fit_options, "checkpoint_dir": Path(where) / folder if where else None}
+    return FineTuner(**{**params, "strategy": strategy, "val_fraction": 0.0, **overrides}).fit(train, **fit_options)
 
 
 def _refit_on_every_row(
@@ -309,16 +317,12 @@ def _refit_on_every_row(
     contrastive on 96 rows with its early stopping on the other 32 reached 0.741 on test, on the same 96 rows without
     validation 0.763, on all 128 rows 0.788. Without validation every strategy trains its configured epochs, as the
     few-shot benchmark measures them all."""
-    from transferkit.api import FineTuner
-
     if left is not None and estimate > left:
         return None, (
             f"kept {chosen} as trained on {rows - held_out} rows: training it on all {rows} would take about "
             f"{estimate:.1f} s > {max(left, 0):.1f} s left"
         )
-    where = options["checkpoint_dir"]
-    options = {**options, "checkpoint_dir": Path(where) / f"{chosen}-every-row" if where else None}
-    fitted = FineTuner(**{**params, "strategy": chosen, "val_fraction": 0.0, "check_data": False}).fit(train, **options)
+    fitted = _fit_on_every_row(params, chosen, train, options, f"{chosen}-every-row", check_data=False)
     return fitted, (
         f"trained {chosen} again on all {rows} rows, the {held_out} held out to compare included, without "
         "validation (few-shot: every row counts); its validation scores above are from the comparison"

@@ -369,9 +369,12 @@ class _Run:
         if self.val is None or not len(self.val.items):
             return
         metrics, _ = self.validate(self.module, self.val, self.accelerator.device)
-        row = {"epoch": 0, **metrics}
-        self.result.history.append(row)
         self.result.best_epoch = 0
+        self.write_row({"epoch": 0, **metrics})
+
+    def write_row(self, row: dict[str, Any]) -> None:
+        """One row of the phase's history: kept, passed to `on_epoch` (experiment tracking), logged."""
+        self.result.history.append(row)
         if self.on_epoch:
             self.on_epoch(self.phase, row)
         if self.log:
@@ -390,11 +393,7 @@ class _Run:
                 state.best_state = self.changing_state()
             else:
                 state.stale += 1
-        result.history.append(row)
-        if self.on_epoch:
-            self.on_epoch(self.phase, row)
-        if self.log:
-            self.log("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
+        self.write_row(row)
         state.epoch, state.batches_done, state.running, state.seen = epoch + 1, 0, 0.0, 0
         if patience and state.stale >= patience and epoch < self.epochs:
             result.stopped_early = state.done = True
